@@ -1,0 +1,1 @@
+"""The embedded local stack: real Kafka (KRaft), Flink, Redis, serving and the generator as local processes."""

@@ -1,0 +1,96 @@
+"""Submitting, finding and cancelling our PyFlink jobs on the local (or any) Flink cluster."""
+
+from __future__ import annotations
+
+import subprocess
+import zipfile
+from pathlib import Path
+
+import httpx
+
+from app.config import Settings
+from adapters.local.flink import flink_env, rest_get
+from adapters.local.parts import flink_home, flink_python
+from adapters.local.process import StartError
+
+PY_PACKAGES = ("app", "flink_jobs")
+
+
+def python_archive(s: Settings) -> Path:
+    """Zip our pure-Python packages for the Python workers (zipimport; no venv is shipped)."""
+    out = s.var_dir / "flink" / "tributary_py.zip"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        for pkg in PY_PACKAGES:
+            for path in sorted((s.home / pkg).rglob("*.py")):
+                zf.write(path, path.relative_to(s.home))
+    return out
+
+
+def job_jars(s: Settings) -> list[Path]:
+    flink_jars = s.jars_dir / "flink"
+    connector = sorted(flink_jars.glob("flink-sql-connector-kafka-*.jar"))
+    udfs = flink_jars / "tributary-flink-udfs.jar"
+    missing = [str(p) for p in ([*connector[:1], udfs] if connector else [flink_jars / "flink-sql-connector-kafka-*.jar", udfs]) if not Path(p).exists()]
+    if missing:
+        raise StartError(f"flink job: missing jars {missing}; run `make setup`")
+    # flink-python lives in opt/ of the distribution, not lib/: ship it with the job so the
+    # cluster can run the Python operators (ClassNotFound ...PythonGroupWindowAggregate otherwise).
+    python_jar = sorted((flink_home(s) / "opt").glob("flink-python-*.jar"))
+    return [connector[-1], udfs, *python_jar[-1:]]
+
+
+def running_jobs(s: Settings) -> dict[str, str]:
+    """name -> job id of jobs that are RUNNING (or starting) on the cluster."""
+    overview = rest_get(s, "/jobs/overview") or {}
+    active = {"RUNNING", "CREATED", "INITIALIZING", "RESTARTING"}
+    return {j["name"]: j["jid"] for j in overview.get("jobs", []) if j.get("state") in active}
+
+
+def submit(s: Settings, job: str, name: str, args: list[str], timeout: float = 240) -> str:
+    """Submit ``flink_jobs/<job>.py`` detached unless a job of that name already runs; return its id."""
+    existing = running_jobs(s).get(name)
+    if existing:
+        return existing
+    jars = ";".join(f"file://{p}" for p in job_jars(s))
+    py = str(flink_python(s))
+    argv = [
+        "bash", str(flink_home(s) / "bin" / "flink"), "run", "-d",
+        "-m", f"{s.flink_host}:{s.flink_rest_port}",
+        "-py", str(s.home / "flink_jobs" / f"{job}.py"),
+        "-pyfs", str(python_archive(s)),
+        "-pyexec", py, "-pyclientexec", py,
+        "--jars", jars, "--job-name", name, *args,
+    ]  # fmt: skip
+    log = s.log_dir / f"submit-{name}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as fh:
+        proc = subprocess.run(argv, stdout=fh, stderr=subprocess.STDOUT, env={**_os_env(), **flink_env(s), "PYTHONPATH": str(s.home)}, cwd=s.home, timeout=timeout)  # noqa: S603
+    text = log.read_text(errors="replace")
+    if proc.returncode != 0 or "JobID" not in text:
+        tail = "\n".join(text.splitlines()[-25:])
+        raise StartError(f"flink job {name}: submission failed (log: {log})\n{tail}")
+    return text.rsplit("JobID", 1)[1].split()[0].strip()
+
+
+def cancel(s: Settings, name: str) -> bool:
+    jid = running_jobs(s).get(name)
+    if not jid:
+        return False
+    try:
+        httpx.patch(f"{s.flink_rest_url}/jobs/{jid}?mode=cancel", timeout=10)
+    except httpx.HTTPError:
+        return False
+    return True
+
+
+def job_state(s: Settings, name: str) -> str | None:
+    overview = rest_get(s, "/jobs/overview") or {}
+    states = [j["state"] for j in overview.get("jobs", []) if j.get("name") == name]
+    return states[-1] if states else None
+
+
+def _os_env() -> dict[str, str]:
+    import os
+
+    return dict(os.environ)

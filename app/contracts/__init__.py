@@ -1,0 +1,1 @@
+"""Contracts between Tributary's stages: the event schema and the aggregate record."""

@@ -1,0 +1,84 @@
+"""The interface every Tributary sketch follows."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, ClassVar, Self
+
+#: Confidence of every interval Tributary reports unless a caller asks otherwise.
+DEFAULT_CONFIDENCE = 0.95
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """An approximate answer with the interval that holds the truth at ``confidence``.
+
+    >>> e = Estimate(value=100.0, lower_bound=95.0, upper_bound=105.0, confidence=0.95)
+    >>> e.contains(99)
+    True
+    """
+
+    value: float
+    lower_bound: float
+    upper_bound: float
+    confidence: float
+
+    def contains(self, truth: float) -> bool:
+        return self.lower_bound <= truth <= self.upper_bound
+
+
+class Sketch(ABC):
+    """A mergeable summary of a stream. The constructor is the configuration."""
+
+    #: Short stable name, also the tag in the serialized envelope.
+    kind: ClassVar[str]
+
+    @abstractmethod
+    def update(self, value: Any) -> None:
+        """Add one value."""
+
+    def update_many(self, values: Iterable[Any]) -> None:
+        """Add many values (subclasses override with a faster path where the library has one)."""
+        for v in values:
+            self.update(v)
+
+    @abstractmethod
+    def merge(self, other: Self) -> None:
+        """Fold ``other`` into this sketch (in place)."""
+
+    @abstractmethod
+    def payload(self) -> bytes:
+        """The library's own serialized form (wrapped by :meth:`to_bytes`)."""
+
+    @classmethod
+    @abstractmethod
+    def from_payload(cls, payload: bytes) -> Self:
+        """Inverse of :meth:`payload`."""
+
+    @property
+    @abstractmethod
+    def params(self) -> dict[str, Any]:
+        """The parameters that fix the sketch's accuracy and size (reported on every answer)."""
+
+    @property
+    @abstractmethod
+    def is_empty(self) -> bool: ...
+
+    def to_bytes(self) -> bytes:
+        from app.sketches.codec import encode
+
+        return encode(self.kind, self.payload())
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Self:
+        from app.sketches.codec import decode
+
+        kind, payload = decode(data)
+        if kind != cls.kind:
+            raise ValueError(f"expected a {cls.kind!r} sketch, got {kind!r}")
+        return cls.from_payload(payload)
+
+    def size_bytes(self) -> int:
+        return len(self.payload())

@@ -1,0 +1,1 @@
+"""PyFlink jobs. Thin shims: parsing runs in Java (ParseEvent UDF), sketches in ``app.sketches``."""
