@@ -51,12 +51,16 @@ class Settings(BaseSettings):
     # Redis
     redis_host: str = "localhost"
     redis_port: int = 6379
+    redis_key_prefix: str = Field(default="trb:", description="namespace of every key in Redis (one per deployment or test)")
 
     # Serving
     serving_host: str = "127.0.0.1"
     serving_port: int = 8000
     admin_token: str = Field(default="", description="required by admin routes; empty = admin routes disabled")
     max_body_bytes: int = 1_000_000
+
+    # Online learning
+    model_hmac_key: str = Field(default="", description="shared key that signs model artifacts; >= 16 bytes")
 
     # Windows and time
     window_seconds: int = 10

@@ -1,4 +1,5 @@
-"""The sketch job: events.v1 -> validate (malformed -> dlq.v1) -> event-time windows -> aggregates.v1.
+"""The sketch job: events.v1 -> validate (malformed -> dlq.v1) -> split late (-> late.v1, counted)
+-> event-time windows per dimension -> every sketch -> aggregates.v1.
 
 Submitted by ``tributary up`` (``flink run -py flink_jobs/sketch_job.py``); every option has a
 flag so tests can point it at their own topics.
@@ -16,62 +17,68 @@ from pyflink.table.window import Tumble
 from flink_jobs import sql, udafs
 
 
-def parse_args(argv: list[str] | None = None) -> tuple[sql.JobConfig, str, str]:
+def parse_args(argv: list[str] | None = None) -> tuple[sql.JobConfig, str, str, str]:
     p = argparse.ArgumentParser(description=__doc__)
     defaults = sql.JobConfig()
     for f in fields(sql.JobConfig):
         default = getattr(defaults, f.name)
         kind = (lambda v: v.lower() in ("1", "true", "yes")) if isinstance(default, bool) else type(default)
         p.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=default)
-    p.add_argument("--jars", default="", help="';'-separated file:// URLs: Kafka connector, our UDFs, flink-python (empty: already in lib/)")
+    p.add_argument("--late-topic", default="late.v1")
+    p.add_argument("--jars", default="", help="';'-separated file:// URLs (empty: already in Flink's lib/)")
     p.add_argument("--job-name", default="tributary-sketches")
     ns = vars(p.parse_args(argv))
-    jars, name = ns.pop("jars"), ns.pop("job_name")
-    return sql.JobConfig(**ns), jars, name
+    jars, name, late = ns.pop("jars"), ns.pop("job_name"), ns.pop("late_topic")
+    return sql.JobConfig(**ns), jars, name, late
 
 
-def build(t_env: TableEnvironment, cfg: sql.JobConfig) -> None:
+def _windowed(t_env: TableEnvironment, view: str, cfg: sql.JobConfig, *keys: str):
+    window = Tumble.over(lit(cfg.window_seconds).seconds).on(col("rowtime")).alias("w")
+    return t_env.from_path(view).window(window).group_by(col("w"), *(col(k) for k in keys))
+
+
+def build(t_env: TableEnvironment, cfg: sql.JobConfig, late_topic: str) -> None:
     t_env.execute_sql("CREATE TEMPORARY FUNCTION parse_event AS 'dev.tributary.flink.ParseEvent' LANGUAGE JAVA")
-    t_env.execute_sql(sql.source_ddl(cfg))
-    t_env.execute_sql(sql.PARSED_VIEW)
-    t_env.execute_sql(sql.VALID_VIEW)
-    t_env.execute_sql(sql.dlq_sink_ddl(cfg))
-    t_env.execute_sql(sql.aggregates_sink_ddl(cfg))
+    for ddl in (sql.source_ddl(cfg), sql.PARSED_VIEW, sql.VALID_VIEW, *sql.split_views(cfg)):
+        t_env.execute_sql(ddl)
+    for ddl in (sql.dlq_sink_ddl(cfg), sql.aggregates_sink_ddl(cfg), sql.late_sink_ddl(cfg, late_topic), sql.late_counts_sink_ddl(cfg)):
+        t_env.execute_sql(ddl)
 
-    window_ms = cfg.window_seconds * 1000
-    ws, count, emitted, hll = (
-        udafs.window_start_udaf(window_ms),
-        udafs.count_udaf(),
-        udafs.emitted_at_udaf(),
-        udafs.hll_udaf(cfg.hll_lg_k),
-    )
-    windows = (
-        t_env.from_path("valid_events")
-        .window(Tumble.over(lit(cfg.window_seconds).seconds).on(col("rowtime")).alias("w"))
-        .group_by(col("w"))
-        .select(
+    ws, count, emitted = udafs.window_start_udaf(cfg.window_seconds * 1000), udafs.count_udaf(), udafs.emitted_at_udaf()
+    sketchers = {kind: udafs.sketch_udaf(kind) for kind in {k for k, _, _ in sql.SKETCHES}}
+    selects = []
+    for dim in [d.strip() for d in cfg.dims.split(",") if d.strip()]:
+        keys = () if dim == "all" else (dim,)
+        table = _windowed(t_env, "on_time_events", cfg, *keys).select(
+            *([col(dim).alias("dim_value")] if keys else []),
             ws(col("event_time")).alias("ws"),
             count(col("event_time")).alias("events"),
             emitted(col("event_time")).alias("emitted_at"),
-            hll(col("user_id")).alias("sketch"),
+            *(sketchers[k](col(c)).alias(sql.sketch_column(k, f)) for k, f, c in sql.SKETCHES),
         )
+        t_env.create_temporary_view(f"windows_{dim}", table)
+        selects.append(sql.unpivot_select(cfg, f"windows_{dim}", dim))
+
+    features = _windowed(t_env, "feature_values", cfg, "fkey").select(
+        col("fkey"),
+        ws(col("event_time")).alias("ws"),
+        count(col("event_time")).alias("events"),
+        emitted(col("event_time")).alias("emitted_at"),
+        sketchers["kll"](col("fval")).alias("sketch"),
     )
-    t_env.create_temporary_view("hll_user_windows", windows)
+    t_env.create_temporary_view("windows_features", features)
+    selects.append(sql.features_select(cfg, "windows_features"))
 
     statements = t_env.create_statement_set()
     statements.add_insert_sql(sql.DLQ_INSERT)
-    statements.add_insert_sql(
-        f"""
-INSERT INTO aggregates_sink
-SELECT CONCAT('hll|user_id|all||', CAST(ws AS STRING)), 1, 'hll', 'user_id', 'all', '',
-       ws, ws + {window_ms}, events, CAST(0 AS BIGINT), 0, emitted_at, sketch
-FROM hll_user_windows"""
-    )
+    statements.add_insert_sql(sql.LATE_INSERT)
+    statements.add_insert_sql(sql.late_counts_insert(cfg))
+    statements.add_insert_sql("INSERT INTO aggregates_sink " + "\nUNION ALL\n".join(selects))
     statements.execute()
 
 
 def main(argv: list[str] | None = None) -> None:
-    cfg, jars, name = parse_args(argv)
+    cfg, jars, name, late_topic = parse_args(argv)
     t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
     conf = t_env.get_config()
     conf.set("pipeline.name", name)
@@ -85,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     conf.set("python.fn-execution.bundle.size", "100000")
     conf.set("python.fn-execution.bundle.time", "1000")
     conf.set("python.fn-execution.arrow.batch.size", "100000")
-    build(t_env, cfg)
+    build(t_env, cfg, late_topic)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,8 @@ class JobConfig:
     checkpoint_interval_ms: int = 2_000
     exactly_once: bool = True
     transactional_id_prefix: str = "tributary-sketches"
-    hll_lg_k: int = 12
+    allowed_lateness_ms: int = 0
+    dims: str = "all,country,device,category"
 
 
 def _kafka_common(cfg: JobConfig) -> str:
@@ -77,8 +78,134 @@ CREATE TEMPORARY VIEW valid_events AS
 SELECT ev.event_id AS event_id, ev.event_type AS event_type, ev.event_time AS event_time,
        ev.user_id AS user_id, ev.session_id AS session_id, ev.item_id AS item_id,
        ev.category AS category, ev.country AS country, ev.device AS device, ev.price AS price,
-       ev.impression_id AS impression_id, `rowtime`
+       ev.impression_id AS impression_id, ev.features AS features,
+       CAST(`raw` AS STRING) AS raw_text, `raw`, `rowtime`
 FROM parsed WHERE ev.reason IS NULL"""
+
+
+def late_condition(cfg: JobConfig) -> str:
+    """True for an event whose window has already fired (plus allowed lateness) when it arrives.
+
+    Exactly the window operator's rule: a tumbling window [s, s+W) fires once the watermark
+    reaches s+W-1, so an event is late iff that instant (+ lateness) is at or before the
+    watermark seen with it. Evaluated on the JVM, so late events are split off and counted
+    instead of being dropped silently inside the window operator.
+    """
+    w = cfg.window_seconds * 1000
+    return (
+        "(CURRENT_WATERMARK(`rowtime`) IS NOT NULL AND "
+        f"TO_TIMESTAMP_LTZ(event_time - MOD(event_time, {w}) + {w - 1 + cfg.allowed_lateness_ms}, 3) "
+        "<= CURRENT_WATERMARK(`rowtime`))"
+    )
+
+
+def split_views(cfg: JobConfig) -> list[str]:
+    w = cfg.window_seconds * 1000
+    cond = late_condition(cfg)
+    return [
+        f"CREATE TEMPORARY VIEW on_time_events AS SELECT * FROM valid_events WHERE NOT {cond}",
+        f"CREATE TEMPORARY VIEW late_events AS SELECT *, event_time - MOD(event_time, {w}) AS ws "
+        f"FROM valid_events WHERE {cond}",
+        # Java-side explode of the features map: one row per numeric entry, so every feature
+        # gets its own KLL window without Python parsing JSON per event.
+        "CREATE TEMPORARY VIEW feature_values AS SELECT f.fkey AS fkey, f.fval AS fval, event_time, `rowtime` "
+        "FROM on_time_events CROSS JOIN UNNEST(features) AS f(fkey, fval)",
+    ]
+
+
+def late_sink_ddl(cfg: JobConfig, topic: str) -> str:
+    return f"""
+CREATE TABLE late_sink (
+  `raw` BYTES,
+  `raw_text` STRING,
+  `event_time` BIGINT,
+  `window_start` BIGINT
+) WITH (
+  {_kafka_common(cfg)},
+  'topic' = '{topic}',
+  'format' = 'json',
+  {_sink_guarantee(cfg, "late")}
+)"""
+
+
+LATE_INSERT = "INSERT INTO late_sink SELECT `raw`, raw_text, event_time, ws FROM late_events"
+
+
+def late_counts_sink_ddl(cfg: JobConfig) -> str:
+    """Per-window late counts, upserted into aggregates.v1 (key ``late|*|all||<ws>``)."""
+    return f"""
+CREATE TABLE late_counts_sink (
+  `k` STRING,
+  `v` INT,
+  `kind` STRING,
+  `field` STRING,
+  `dim` STRING,
+  `dim_value` STRING,
+  `window_start` BIGINT,
+  `window_end` BIGINT,
+  `events` BIGINT,
+  `late_events` BIGINT,
+  `revision` INT,
+  `emitted_at` BIGINT,
+  PRIMARY KEY (`k`) NOT ENFORCED
+) WITH (
+  'connector' = 'upsert-kafka',
+  'properties.bootstrap.servers' = '{cfg.bootstrap}',
+  'topic' = '{cfg.aggregates_topic}',
+  'key.format' = 'raw',
+  'value.format' = 'json',
+  'value.fields-include' = 'EXCEPT_KEY',
+  {_sink_guarantee(cfg, "late-counts")}
+)"""
+
+
+def late_counts_insert(cfg: JobConfig) -> str:
+    w = cfg.window_seconds * 1000
+    return f"""
+INSERT INTO late_counts_sink
+SELECT CONCAT('late|*|all||', CAST(ws AS STRING)), 1, 'late', '*', 'all', '', ws, ws + {w},
+       CAST(0 AS BIGINT), COUNT(*), CAST(COUNT(*) AS INT), CAST(UNIX_TIMESTAMP() * 1000 AS BIGINT)
+FROM late_events GROUP BY ws"""
+
+
+#: (kind, field) -> input column of the per-dimension window aggregation.
+SKETCHES: tuple[tuple[str, str, str], ...] = (
+    ("hll", "user_id", "user_id"),
+    ("hll", "session_id", "session_id"),
+    ("hll", "item_id", "item_id"),
+    ("frequent", "item_id", "item_id"),
+    ("frequent", "category", "category"),
+    ("frequent", "user_id", "user_id"),
+    ("kll", "price", "price"),
+    ("cms", "item_id", "item_id"),
+    ("cms", "user_id", "user_id"),
+    ("reservoir", "*", "raw_text"),
+)
+#: Exact per-window counts (timeseries) travel as a sketch-less record of their own.
+COUNT_ROW = "ROW('count', '*', CAST(X'' AS BYTES))"
+
+
+def sketch_column(kind: str, field: str) -> str:
+    return f"s_{kind}_{field}".replace(".", "_").replace("*", "all")
+
+
+def unpivot_select(cfg: JobConfig, view: str, dim: str) -> str:
+    """One row per (window, dim value) with many sketch columns -> one record per sketch."""
+    w = cfg.window_seconds * 1000
+    rows = ", ".join([*(f"ROW('{k}', '{f}', {sketch_column(k, f)})" for k, f, _ in SKETCHES), COUNT_ROW])
+    dim_value = "''" if dim == "all" else "dim_value"
+    return f"""
+SELECT CONCAT(t.kind, '|', t.field, '|', '{dim}', '|', {dim_value}, '|', CAST(ws AS STRING)), 1, t.kind, t.field,
+       '{dim}', {dim_value}, ws, ws + {w}, events, CAST(0 AS BIGINT), 0, emitted_at, t.sketch
+FROM {view} CROSS JOIN UNNEST(ARRAY[{rows}]) AS t(kind, field, sketch)"""
+
+
+def features_select(cfg: JobConfig, view: str) -> str:
+    w = cfg.window_seconds * 1000
+    return f"""
+SELECT CONCAT('kll|features.', fkey, '|all||', CAST(ws AS STRING)), 1, 'kll', CONCAT('features.', fkey),
+       'all', '', ws, ws + {w}, events, CAST(0 AS BIGINT), 0, emitted_at, sketch
+FROM {view}"""
 
 
 def dlq_sink_ddl(cfg: JobConfig) -> str:

@@ -11,7 +11,7 @@ import pandas as pd
 from pyflink.table import DataTypes
 from pyflink.table.udf import udaf
 
-from app.sketches import HllSketch
+from app.sketches import new_sketch
 
 
 def window_start_udaf(window_ms: int):
@@ -40,10 +40,17 @@ def emitted_at_udaf():
     return udaf(emitted_at, result_type=DataTypes.BIGINT(), func_type="pandas")
 
 
-def hll_udaf(lg_k: int):
-    def hll(values: pd.Series) -> bytes:
-        sketch = HllSketch(lg_k=lg_k)
-        sketch.update_many(values.tolist())
+def sketch_udaf(kind: str, params: dict | None = None):
+    """A pandas UDAF building one ``kind`` sketch of a column, returned as envelope bytes."""
+    params = params or {}
+
+    def build(values: pd.Series) -> bytes:
+        sketch = new_sketch(kind, **params)
+        if kind == "kll":
+            sketch.update_many(values.to_numpy(dtype="float64"))
+        else:
+            sketch.update_many(values.tolist())
         return sketch.to_bytes()
 
-    return udaf(hll, result_type=DataTypes.BYTES(), func_type="pandas")
+    build.__name__ = f"sketch_{kind}"
+    return udaf(build, result_type=DataTypes.BYTES(), func_type="pandas")

@@ -159,6 +159,14 @@ class RedisPart(Part):
             return False
 
 
+def settings_env(s: Settings) -> dict[str, str]:
+    """The settings as TRIBUTARY_* variables, so a child process rebuilds exactly these."""
+    out = {}
+    for name, value in s.model_dump().items():
+        out[f"TRIBUTARY_{name.upper()}"] = str(value)
+    return out
+
+
 class PythonServicePart(Part):
     """Serving, the generator, the online learner: our own Python entry points."""
 
@@ -166,7 +174,7 @@ class PythonServicePart(Part):
         self.s = s
         self.health_url = health_url
         argv = [sys.executable, "-m", *module_args]
-        proc = ManagedProcess(name, argv, s.run_dir, s.log_dir, marker=module_args[0], cwd=s.home)
+        proc = ManagedProcess(name, argv, s.run_dir, s.log_dir, marker=module_args[0], cwd=s.home, env=settings_env(s))
         super().__init__(name, proc, url, tuple(ports))
 
     def healthy(self) -> bool:

@@ -78,10 +78,10 @@ def sketch_job_args(s) -> list[str]:
     t = s.topics
     return [
         "--bootstrap", s.kafka_bootstrap, "--events-topic", t.events, "--dlq-topic", t.dlq,
-        "--aggregates-topic", t.aggregates, "--group-id", f"{s.topic_prefix}tributary-sketches",
+        "--aggregates-topic", t.aggregates, "--late-topic", t.late, "--group-id", f"{s.topic_prefix}tributary-sketches",
         "--transactional-id-prefix", f"{s.topic_prefix}tributary-sketches",
         "--window-seconds", str(s.window_seconds), "--out-of-orderness-ms", str(s.out_of_orderness_ms),
-        "--idle-timeout-ms", str(s.idle_timeout_ms),
+        "--idle-timeout-ms", str(s.idle_timeout_ms), "--allowed-lateness-ms", str(s.allowed_lateness_ms),
     ]  # fmt: skip
 
 

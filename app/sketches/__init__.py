@@ -11,6 +11,7 @@ from app.sketches.countmin import CountMinSketch
 from app.sketches.defaults import DEFAULTS, new_sketch
 from app.sketches.frequent import FrequentItemsSketch, ItemEstimate
 from app.sketches.hll import HllSketch
+from app.sketches.keyed import KeyedKll
 from app.sketches.kll import KllSketch
 from app.sketches.reservoir import ReservoirSample
 
@@ -21,6 +22,7 @@ __all__ = [
     "FrequentItemsSketch",
     "ItemEstimate",
     "KllSketch",
+    "KeyedKll",
     "CountMinSketch",
     "ReservoirSample",
     "DEFAULTS",

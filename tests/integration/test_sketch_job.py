@@ -10,6 +10,7 @@ import pytest
 from adapters.kafka_io import DeliveryTracker, producer
 from app.contracts.aggregates import AggregateRecord
 from app.sketches import HllSketch
+from flink_jobs.sql import SKETCHES
 from tests.support.stack import consume_all, repo_path
 
 pytestmark = pytest.mark.integration
@@ -70,8 +71,12 @@ def test_windows_count_exactly_and_hll_bounds_hold(topics, sketch_job):
     msgs.append(_event(n, "closer", BASE_MS + 10 * 60_000))  # 10 min later: closes every window
     _produce(topics, msgs)
 
-    records = [AggregateRecord.from_json(m) for m in consume_all(topics.kafka_bootstrap, topics.topics.aggregates, expect=len(truth_counts), timeout=180)]
-    by_window = {r.window_start: r for r in records if r.kind == "hll" and r.field == "user_id"}
+    # every window: each sketch for dim all and for the one country, device and category used
+    expected = len(truth_counts) * (len(SKETCHES) + 1) * 4  # + the exact count record
+    records = [AggregateRecord.from_json(m) for m in consume_all(topics.kafka_bootstrap, topics.topics.aggregates, expect=expected, timeout=240)]
+    assert len(records) == expected
+    assert {(r.dim, r.dim_value) for r in records} == {("all", ""), ("country", "US"), ("device", "mobile"), ("category", "c")}
+    by_window = {r.window_start: r for r in records if r.kind == "hll" and r.field == "user_id" and r.dim == "all"}
     assert set(by_window) == set(truth_counts)
     merged = HllSketch()
     for w, r in by_window.items():

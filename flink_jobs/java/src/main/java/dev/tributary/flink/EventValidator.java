@@ -131,6 +131,45 @@ public final class EventValidator {
         }
     }
 
+    private static boolean hasLoneSurrogate(JsonNode node) {
+        if (node.isTextual()) {
+            return loneSurrogate(node.textValue());
+        }
+        if (node.isObject()) {
+            var it = node.fields();
+            while (it.hasNext()) {
+                var e = it.next();
+                if (loneSurrogate(e.getKey()) || hasLoneSurrogate(e.getValue())) {
+                    return true;
+                }
+            }
+        } else if (node.isArray()) {
+            for (JsonNode child : node) {
+                if (hasLoneSurrogate(child)) {
+                    return true;
+                }
+            }
+        }
+        return false;
+    }
+
+    private static boolean loneSurrogate(String s) {
+        for (int i = 0; i < s.length(); i++) {
+            char c = s.charAt(i);
+            if (Character.isHighSurrogate(c)) {
+                if (i + 1 < s.length() && Character.isLowSurrogate(s.charAt(i + 1))) {
+                    i++;
+                    continue;
+                }
+                return true;
+            }
+            if (Character.isLowSurrogate(c)) {
+                return true;
+            }
+        }
+        return false;
+    }
+
     /** Validates one raw message (the Kafka record value). Never throws. */
     public static Result validate(byte[] raw) {
         if (raw == null) {
@@ -157,6 +196,11 @@ public final class EventValidator {
         }
         if (root == null || root.isMissingNode()) {
             return Result.invalid(INVALID_JSON, "invalid JSON: no content");
+        }
+        // Jackson accepts an escaped lone surrogate ("\ud800"); such a string cannot be
+        // written back as UTF-8, so the contract (and orjson on the Python side) rejects it.
+        if (hasLoneSurrogate(root)) {
+            return Result.invalid(INVALID_JSON, "invalid JSON: unpaired surrogate escape in a string");
         }
         // 2. object
         if (!root.isObject()) {

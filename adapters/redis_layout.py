@@ -1,0 +1,117 @@
+"""How Tributary lays windows out in Redis: the stored value format and the Lua scripts.
+
+See :mod:`adapters.redis_store` for the key layout and the roll-up design.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from app.sketches import decode_sketch
+from app.windows import Window
+
+log = logging.getLogger(__name__)
+HEADER_MAX = 159  # bytes of a value that always hold its header (7 integers)
+
+#: Write one base window unless a higher revision is stored; mark its coarser buckets dirty.
+PUT = """
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  if cur == ARGV[2] then redis.call('PEXPIRE', KEYS[1], ARGV[3]) return 2 end
+  local rev = tonumber(string.match(cur, '^T1|(%d+)|'))
+  if rev and rev > tonumber(ARGV[1]) then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[4])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[6])
+redis.call('PEXPIRE', KEYS[2], ARGV[7])
+redis.call('SADD', KEYS[4], ARGV[5])
+local hw = tonumber(redis.call('HGET', KEYS[5], 'hw') or '0')
+if tonumber(ARGV[8]) > hw then redis.call('HSET', KEYS[5], 'hw', ARGV[8]) end
+redis.call('HSET', KEYS[5], 'last_write', ARGV[9])
+if #ARGV >= 10 then
+  local v = redis.call('INCR', KEYS[6])
+  for i = 10, #ARGV do redis.call('ZADD', KEYS[3], v, ARGV[i]) end
+end
+return 1
+"""
+
+#: Write a re-merged bucket; clear its dirty mark only if no newer mark came meanwhile.
+REFRESH = """
+local cur = redis.call('ZSCORE', KEYS[2], ARGV[1])
+if not cur then return 0 end
+if ARGV[3] ~= '' then
+  redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
+  redis.call('ZADD', KEYS[3], ARGV[5], ARGV[5])
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[6])
+  redis.call('PEXPIRE', KEYS[3], ARGV[7])
+end
+if tonumber(cur) == tonumber(ARGV[2]) then redis.call('ZREM', KEYS[2], ARGV[1]) return 1 end
+return 2
+"""
+
+#: The first ARGV[1] bytes (the header) of every key, in one command.
+HEADERS = """
+local out = {}
+for i, k in ipairs(KEYS) do out[i] = redis.call('GETRANGE', k, 0, ARGV[1]) end
+return out
+"""
+
+
+@dataclass(frozen=True)
+class StoredWindow:
+    start: int
+    end: int
+    revision: int
+    events: int
+    late_events: int
+    newest_end: int  # end of the newest base window inside (freshness)
+    emitted_at: int
+    base_windows: int
+    mask: int  # which children a roll-up bucket holds (bit i = child i); 1 for a base window
+    sketch: bytes
+
+    def to_bytes(self) -> bytes:
+        head = (self.revision, self.events, self.late_events, self.newest_end, self.emitted_at,
+                self.base_windows, self.mask)
+        return b"T1|" + b"|".join(str(int(x)).encode() for x in head) + b"|" + self.sketch
+
+    @classmethod
+    def from_bytes(cls, data: bytes, window: Window, *, header_only: bool = False) -> StoredWindow:
+        p = data.split(b"|", 8)
+        if len(p) != 9 or p[0] != b"T1":
+            raise ValueError("not a stored window")
+        return cls(window.start, window.end, *(int(x) for x in p[1:8]), b"" if header_only else p[8])
+
+
+@dataclass(frozen=True)
+class WindowSet:
+    """What :meth:`AggregateStore.windows` found: the cover actually spanned, and the windows in Redis."""
+
+    start: int
+    end: int
+    planned: int
+    windows: list[StoredWindow]
+
+
+def merge_sketches(blobs: Iterable[bytes]):
+    """Decode and merge sketch envelopes; ``None`` when there is nothing (or only undecodable data)."""
+    out = None
+    for blob in blobs:
+        if not blob:
+            continue
+        try:
+            sk = decode_sketch(blob)
+            if out is None:
+                out = sk
+            else:
+                out.merge(sk)
+        except Exception as exc:  # noqa: BLE001 - one bad sketch must not break a merge
+            log.warning("skipping an unmergeable sketch: %s", exc)
+    return out
+
+
+def series_id(kind: str, field: str, dim: str, dim_value: str) -> str:
+    return f"{kind}|{field}|{dim}|{dim_value}"

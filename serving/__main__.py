@@ -1,0 +1,28 @@
+"""``python -m serving``: run the HTTP API with uvicorn, bound per Settings (127.0.0.1:8000 by default)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+
+def main(argv: list[str] | None = None) -> None:
+    import uvicorn
+
+    from app.config import Settings
+    from serving.app import create_app
+
+    settings = Settings()
+    parser = argparse.ArgumentParser(prog="python -m serving", description=__doc__)
+    parser.add_argument("--host", default=settings.serving_host)
+    parser.add_argument("--port", type=int, default=settings.serving_port)
+    parser.add_argument("--no-ingester", action="store_true", help="serve from Redis only; do not consume Kafka")
+    parser.add_argument("--log-level", default="info")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = create_app(settings, start_ingester=not args.no_ingester)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""HTTP routes, kept thin: parameters in, :class:`serving.query.QueryService` does the work."""

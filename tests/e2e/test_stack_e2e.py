@@ -1,0 +1,80 @@
+"""End to end on the real stack: generator (with truth) -> Kafka -> Flink -> aggregates.v1 ->
+serving's ingester -> Redis -> HTTP, checked against the generator's exact truth."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import httpx
+import orjson
+import pytest
+
+from adapters.local import stack
+from app.generator.truth import Truth
+from tests.support.stack import consume_all, wait_for
+
+pytestmark = pytest.mark.e2e
+
+BASE_MS = 1_750_000_000_000
+
+
+@pytest.fixture
+def serving(topics):
+    s = topics.model_copy(update={"redis_key_prefix": f"trb:{topics.topic_prefix}"})
+    part = stack.serving_part(s)
+    stack.start_part(part)
+    yield s
+    part.process.stop()
+
+
+def _run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "app.cli.main", *args], capture_output=True, text=True, timeout=600)
+
+
+def test_generated_stream_is_answered_within_bounds(serving, sketch_job, tmp_path):
+    s = serving
+    truth_file = tmp_path / "truth.json"
+    out = _run_cli(
+        "generate", "--count", "20000", "--rate", "1000", "--seed", "11", "--start-ms", str(BASE_MS),
+        "--malformed-rate", "0.01", "--late-rate", "0.002", "--truth", str(truth_file), "--as-fast-as-possible",
+        "--topic-prefix", s.topic_prefix, "--bootstrap", s.kafka_bootstrap, "--no-bots",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    truth = Truth.load(truth_file)
+    summary = truth.summary()
+    # one event 10 minutes later in event time closes every window
+    closer = tmp_path / "closer.jsonl"
+    closer.write_bytes(orjson.dumps({
+        "event_id": "closer", "event_type": "impression", "event_time": BASE_MS + 30 * 60_000, "user_id": "closer",
+        "session_id": "s", "item_id": "i", "category": "c", "country": "US", "device": "mobile", "price": 0.0,
+    }) + b"\n")  # fmt: skip
+    out = _run_cli("produce", str(closer), "--topic-prefix", s.topic_prefix, "--bootstrap", s.kafka_bootstrap)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+    start, end = BASE_MS - 3_600_000, BASE_MS + 20 * 60_000
+    url = f"{s.serving_url}/v1/aggregates/distinct"
+
+    last: dict = {}
+
+    def answered():
+        r = httpx.get(url, params={"field": "user_id", "start": start, "end": end}, timeout=10)
+        last.update(status=r.status_code, body=r.text[:500])
+        return r.json() if r.status_code == 200 and r.json().get("events") == summary["valid"] else None
+
+    try:
+        body = wait_for(answered, timeout=300, interval=2, what=f"distinct over all {summary['valid']} on-time events")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; last answer: {last}; truth windows: {summary['windows'][:8]}") from None
+    true_users = summary["distinct"]["user_id"]
+    assert body["lower_bound"] <= true_users <= body["upper_bound"], (true_users, body)
+    assert body["confidence"] >= 0.95 and body["windows"] >= 1 and body["freshness_ms"] is not None
+
+    # malformed: exactly as many in the DLQ as the generator sent
+    dlq = consume_all(s.kafka_bootstrap, s.topics.dlq, expect=summary["malformed"], timeout=60)
+    assert len(dlq) == summary["malformed"]
+    # late: counted exactly, kept in late.v1
+    late = consume_all(s.kafka_bootstrap, s.topics.late, expect=summary["late"], timeout=60) if summary["late"] else []
+    assert len(late) == summary["late"]
+    wait_for(lambda: httpx.get(url, params={"field": "user_id", "start": start, "end": end}).json()["late_events"] == summary["late"],
+             timeout=60, what="late events counted")
