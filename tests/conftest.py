@@ -18,7 +18,7 @@ def infra():
     s = support.test_settings()
     support.start_infrastructure(s)
     # Fixtures written against "an existing Redis" (tests/integration/conftest.py) use this one.
-    os.environ.setdefault("TRIBUTARY_REDIS_PORT", str(s.redis_port))
+    os.environ["TRIBUTARY_REDIS_PORT"] = str(s.redis_port)
     yield s
     if os.environ.get("TRIBUTARY_TEST_KEEP_STACK") != "1":
         support.stop_infrastructure(s)

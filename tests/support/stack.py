@@ -15,21 +15,26 @@ from pathlib import Path
 
 from app.config import PROJECT_ROOT, Settings
 
+#: Several engineers (or CI jobs) on one machine: TRIBUTARY_TEST_PORT_OFFSET=100 moves every
+#: test port by 100 and the data to var/test-100, so their stacks never meet.
+_OFFSET = int(os.environ.get("TRIBUTARY_TEST_PORT_OFFSET", "0"))
+
 TEST_ENV = {
-    "TRIBUTARY_VAR_DIR": str(PROJECT_ROOT / "var" / "test"),
-    "TRIBUTARY_KAFKA_PORT": "19092",
-    "TRIBUTARY_KAFKA_CONTROLLER_PORT": "19093",
-    "TRIBUTARY_REDIS_PORT": "16379",
-    "TRIBUTARY_FLINK_REST_PORT": "18081",
-    "TRIBUTARY_FLINK_RPC_PORT": "16123",
-    "TRIBUTARY_SERVING_PORT": "18000",
+    "TRIBUTARY_VAR_DIR": str(PROJECT_ROOT / "var" / (f"test-{_OFFSET}" if _OFFSET else "test")),
+    "TRIBUTARY_KAFKA_PORT": str(19092 + _OFFSET),
+    "TRIBUTARY_KAFKA_CONTROLLER_PORT": str(19093 + _OFFSET),
+    "TRIBUTARY_REDIS_PORT": str(16379 + _OFFSET),
+    "TRIBUTARY_FLINK_REST_PORT": str(18081 + _OFFSET),
+    "TRIBUTARY_FLINK_RPC_PORT": str(16123 + _OFFSET),
+    "TRIBUTARY_SERVING_PORT": str(18000 + _OFFSET),
     "TRIBUTARY_KAFKA_HEAP": "512m",
 }
 
 
 def test_settings(**overrides) -> Settings:
     env = {k: v for k, v in TEST_ENV.items()}
-    env.update({k: v for k, v in os.environ.items() if k.startswith("TRIBUTARY_") and k not in ("TRIBUTARY_TOPIC_PREFIX",)})
+    # The test ports win over a developer's exported TRIBUTARY_* ports; other settings pass through.
+    env.update({k: v for k, v in os.environ.items() if k.startswith("TRIBUTARY_") and k not in TEST_ENV and k != "TRIBUTARY_TOPIC_PREFIX"})
     kwargs = {k.removeprefix("TRIBUTARY_").lower(): v for k, v in env.items() if k.removeprefix("TRIBUTARY_").lower() in Settings.model_fields}
     kwargs.update(overrides)
     return Settings(**kwargs)
