@@ -19,7 +19,7 @@ class JobConfig:
     group_id: str = "tributary-sketches"
     window_seconds: int = 10
     out_of_orderness_ms: int = 5_000
-    idle_timeout_ms: int = 5_000
+    idle_timeout_ms: int = 30_000
     checkpoint_interval_ms: int = 2_000
     exactly_once: bool = True
     transactional_id_prefix: str = "tributary-sketches"

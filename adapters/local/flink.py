@@ -51,6 +51,9 @@ def flink_conf(s: Settings) -> dict[str, Any]:
         # Python workers: the Flink venv's interpreter (PyFlink pins clash with our main venv).
         "python.executable": py,
         "python.client.executable": py,
+        # A lost TaskManager is noticed in seconds, not the default 50 s (local processes only).
+        "heartbeat.interval": 2000,
+        "heartbeat.timeout": 10000,
         # A bad record must never restart the job; real failures restart with backoff.
         "restart-strategy.type": "exponential-delay",
         "restart-strategy.exponential-delay.initial-backoff": "1 s",
