@@ -88,6 +88,9 @@ def main(argv: list[str] | None = None) -> None:
     conf.set("execution.checkpointing.interval", f"{cfg.checkpoint_interval_ms} ms")
     conf.set("execution.checkpointing.mode", "EXACTLY_ONCE")
     conf.set("table.exec.source.idle-timeout", f"{cfg.idle_timeout_ms} ms")
+    # Every SQL operator gets a uid ("<exec node id>_<transformation>", FLIP-190): the same job
+    # (or one that only changes parameters) restores its window state from a savepoint.
+    conf.set("table.exec.uid.generation", "ALWAYS")
     # Arrow batches: large bundles amortize the Python boundary; a time bound keeps latency low.
     conf.set("python.fn-execution.bundle.size", "100000")
     conf.set("python.fn-execution.bundle.time", "1000")

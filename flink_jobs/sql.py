@@ -10,6 +10,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+def interval(ms: int) -> str:
+    """An exact SQL interval of ``ms`` milliseconds. (``INTERVAL 'n' SECOND`` stops at 99 s.)
+
+    >>> interval(5_000)
+    "INTERVAL '0 00:00:05.000' DAY TO SECOND(3)"
+    """
+    if not 0 <= ms < 100 * 86_400_000:
+        raise ValueError("interval must be >= 0 ms and under 100 days")
+    days, rest = divmod(ms, 86_400_000)
+    hours, rest = divmod(rest, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    seconds, millis = divmod(rest, 1000)
+    return f"INTERVAL '{days} {hours:02d}:{minutes:02d}:{seconds:02d}.{millis:03d}' DAY TO SECOND(3)"
+
+
 @dataclass(frozen=True)
 class JobConfig:
     bootstrap: str = "localhost:9092"
@@ -54,7 +69,7 @@ CREATE TABLE events_raw (
   `offset` BIGINT METADATA VIRTUAL,
   `kafka_ts` TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
   `rowtime` AS COALESCE(TO_TIMESTAMP_LTZ(parse_event(`raw`).event_time, 3), TO_TIMESTAMP_LTZ(0, 3)),
-  WATERMARK FOR `rowtime` AS `rowtime` - INTERVAL '{cfg.out_of_orderness_ms / 1000:.3f}' SECOND
+  WATERMARK FOR `rowtime` AS `rowtime` - {interval(cfg.out_of_orderness_ms)}
 ) WITH (
   {_kafka_common(cfg)},
   'topic' = '{cfg.events_topic}',

@@ -21,7 +21,9 @@ from app.windows import resolution_ladder
 from serving.ingest import AggregateIngester
 from serving.metrics import ServingMetrics
 from serving.query import QueryError, QueryService
+from serving.models import ModelRegistry
 from serving.routes import admin, aggregates, dashboard, ops
+from serving.routes import models as model_routes
 from serving.routes.deps import OrjsonResponse
 
 log = logging.getLogger(__name__)
@@ -33,10 +35,14 @@ def create_app(
     store: AggregateStore | None = None,
     start_ingester: bool = True,
     ingester: AggregateIngester | None = None,
+    models: ModelRegistry | None = None,
+    start_models: bool | None = None,
 ) -> FastAPI:
     """The API. Without ``store`` the lifespan opens a Redis client from ``settings`` (and closes it);
     with ``start_ingester`` it starts an :class:`AggregateIngester` (``ingester`` if given, built with
-    ``metrics=app.state.metrics`` to show in /metrics) and stops it on shutdown."""
+    ``metrics=app.state.metrics`` to show in /metrics) and stops it on shutdown. ``models`` (a
+    :class:`ModelRegistry`; by default one is built when ``settings.model_hmac_key`` is set) follows
+    ``models.v1`` from startup to shutdown unless ``start_models`` is False."""
     metrics = ServingMetrics()
 
     @asynccontextmanager
@@ -58,9 +64,14 @@ def create_app(
             ing = app.state.ingester = AggregateIngester(settings, app.state.store, metrics=metrics)
         if ing is not None and start_ingester:
             ing.start()
+        reg = app.state.models
+        if reg is not None and start_models is not False:
+            reg.start()
         try:
             yield
         finally:
+            if reg is not None:
+                reg.stop()
             if ing is not None:
                 ing.stop()
             if client is not None:
@@ -76,6 +87,11 @@ def create_app(
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.ingester = ingester
+    if models is None and (start_models or (start_models is None and settings.model_hmac_key)):
+        models = ModelRegistry(settings, metrics=metrics)
+    elif models is not None and models.metrics is None:
+        models.metrics = metrics
+    app.state.models = models
     app.state.store = None
     if store is not None:
         _attach(app, store)
@@ -98,7 +114,7 @@ def create_app(
         log.warning("Redis error while answering: %s", exc)
         return OrjsonResponse({"detail": "store unavailable"}, status_code=503, headers={"Retry-After": "1"})
 
-    for module in (aggregates, admin, ops, dashboard):
+    for module in (aggregates, admin, ops, dashboard, model_routes):
         app.include_router(module.router)
     return app
 

@@ -37,3 +37,20 @@ class ServingMetrics:
         self.newest_window_end = Gauge(
             "tributary_newest_window_end_ms", "end of the newest window written to Redis (ms)", registry=reg,
         )
+        # Models (serving.models.ModelRegistry)
+        self.model_rejected = Counter(
+            "tributary_model_artifacts_rejected_total",
+            "models.v1 artifacts rejected (unsigned, bad signature, corrupt, stale version, warm-up failed, ...)",
+            ["reason"], registry=reg,
+        )
+        self.model_activations = Counter(
+            "tributary_model_activations_total", "model versions swapped in, by model and cause (stream | admin)",
+            ["model", "cause"], registry=reg,
+        )
+        self.model_active_version = Gauge(
+            "tributary_model_active_version", "version of the active model, per model name", ["model"], registry=reg,
+        )
+        self.model_load_seconds = Histogram(
+            "tributary_model_load_seconds", "verify + unpickle + warm-up + swap of one artifact",
+            buckets=LATENCY_BUCKETS, registry=reg,
+        )

@@ -47,15 +47,17 @@ def running_jobs(s: Settings) -> dict[str, str]:
     return {j["name"]: j["jid"] for j in overview.get("jobs", []) if j.get("state") in active}
 
 
-def submit(s: Settings, job: str, name: str, args: list[str], timeout: float = 240) -> str:
-    """Submit ``flink_jobs/<job>.py`` detached unless a job of that name already runs; return its id."""
+def submit(s: Settings, job: str, name: str, args: list[str], timeout: float = 240, savepoint: str | None = None) -> str:
+    """Submit ``flink_jobs/<job>.py`` detached unless a job of that name already runs; return its id.
+
+    ``savepoint``: start from this savepoint (a job upgrade keeps its window state)."""
     existing = running_jobs(s).get(name)
     if existing:
         return existing
     jars = ";".join(f"file://{p}" for p in job_jars(s))
     py = str(flink_python(s))
     argv = [
-        "bash", str(flink_home(s) / "bin" / "flink"), "run", "-d",
+        "bash", str(flink_home(s) / "bin" / "flink"), "run", "-d", *(["-s", savepoint] if savepoint else []),
         "-m", f"{s.flink_host}:{s.flink_rest_port}",
         "-py", str(s.home / "flink_jobs" / f"{job}.py"),
         "-pyfs", str(python_archive(s)),
@@ -86,11 +88,54 @@ def cancel(s: Settings, name: str) -> bool:
 
 def job_state(s: Settings, name: str) -> str | None:
     overview = rest_get(s, "/jobs/overview") or {}
-    states = [j["state"] for j in overview.get("jobs", []) if j.get("name") == name]
-    return states[-1] if states else None
+    mine = sorted((j for j in overview.get("jobs", []) if j.get("name") == name), key=lambda j: j.get("start-time", 0))
+    return mine[-1]["state"] if mine else None  # the newest attempt (an upgraded job reuses its name)
 
 
 def _os_env() -> dict[str, str]:
     import os
 
     return dict(os.environ)
+
+
+LABEL_JOB = "tributary-labels"
+
+
+def label_job_args(s: Settings) -> list[str]:
+    """Flags of ``flink_jobs/label_job.py`` for these settings (topics, windows, ids per prefix)."""
+    t = s.topics
+    return [
+        "--bootstrap", s.kafka_bootstrap, "--events-topic", t.events, "--examples-topic", t.examples,
+        "--metrics-topic", t.metrics, "--group-id", f"{s.topic_prefix}tributary-labels",
+        "--transactional-id-prefix", f"{s.topic_prefix}tributary-labels",
+        "--attribution-window-ms", str(s.attribution_window_ms), "--out-of-orderness-ms", str(s.out_of_orderness_ms),
+        "--idle-timeout-ms", str(s.idle_timeout_ms), "--count-window-seconds", str(s.window_seconds),
+    ]  # fmt: skip
+
+
+def submit_label_job(s: Settings, name: str = LABEL_JOB, timeout: float = 240) -> str:
+    """Submit the label join (events.v1 -> examples.v1) unless it already runs; return its job id."""
+    return submit(s, "label_job", name, label_job_args(s), timeout=timeout)
+
+
+def stop_with_savepoint(s: Settings, name: str, timeout: float = 120) -> str:
+    """Stop the job gracefully, taking a savepoint; return the savepoint's path."""
+    import time
+
+    jid = running_jobs(s).get(name)
+    if not jid:
+        raise StartError(f"flink job {name}: not running")
+    target = f"file://{s.var_dir / 'flink' / 'savepoints'}"
+    trigger = httpx.post(f"{s.flink_rest_url}/jobs/{jid}/stop", json={"targetDirectory": target, "drain": False}, timeout=10)
+    trigger.raise_for_status()
+    request_id = trigger.json()["request-id"]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = rest_get(s, f"/jobs/{jid}/savepoints/{request_id}") or {}
+        if status.get("status", {}).get("id") == "COMPLETED":
+            op = status.get("operation", {})
+            if "location" in op:
+                return op["location"]
+            raise StartError(f"flink job {name}: savepoint failed: {str(op.get('failure-cause'))[:500]}")
+        time.sleep(1)
+    raise StartError(f"flink job {name}: savepoint not done after {timeout:.0f} s")

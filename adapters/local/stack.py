@@ -40,8 +40,53 @@ def generator_part(s: Settings, rate: int) -> Part:
     return PythonServicePart(s, "generator", args, f"{s.topics.events} @ {rate} events/s")
 
 
+def learner_part(
+    s: Settings,
+    *,
+    model_name: str = "ctr-online",
+    pipeline: str = "logreg",
+    snapshot_every_s: float = 5.0,
+    snapshot_every_n: int = 100_000,
+    metrics_every_n: int = 10_000,
+) -> Part:
+    """The online learner (``python -m trainers.online``): ``examples.v1`` -> ``models.v1`` + ``metrics.v1``.
+
+    Its settings, the signing key included (``TRIBUTARY_MODEL_HMAC_KEY``, from
+    ``s.model_hmac_key``), reach it through the environment, never the command line; without a
+    key of at least 16 bytes it exits at once and ``start_part`` reports its log. Healthy = running.
+    """
+    args = [
+        "trainers.online", "--model-name", model_name, "--pipeline", pipeline,
+        "--snapshot-every-s", str(snapshot_every_s), "--snapshot-every-n", str(snapshot_every_n),
+        "--metrics-every-n", str(metrics_every_n),
+    ]  # fmt: skip
+    return PythonServicePart(s, "learner", args, f"{s.topics.examples} -> {s.topics.models} ({model_name}, {pipeline})")
+
+
+def local_secrets(s: Settings) -> Settings:
+    """Settings with the model-signing key and admin token filled in for a local stack.
+
+    Unset ones are made once (random, 32 bytes) and kept under var/secrets with mode 0600, so
+    the learner, serving and the admin (``cat var/secrets/admin_token``) share them across restarts.
+    """
+    import secrets
+
+    folder = s.var_dir / "secrets"
+    updates = {}
+    for field in ("model_hmac_key", "admin_token"):
+        if getattr(s, field):
+            continue
+        path = folder / field
+        if not path.exists():
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            path.touch(mode=0o600)
+            path.write_text(secrets.token_urlsafe(32))
+        updates[field] = path.read_text().strip()
+    return s.model_copy(update=updates) if updates else s
+
+
 def all_parts(s: Settings, *, generator_rate: int | None = None) -> list[Part]:
-    parts = [*infrastructure(s), serving_part(s)]
+    parts = [*infrastructure(s), serving_part(s), learner_part(s)]
     if generator_rate:
         parts.append(generator_part(s, generator_rate))
     return parts

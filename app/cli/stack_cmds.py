@@ -31,7 +31,7 @@ def up(
     generator: Annotated[bool, typer.Option(help="also start the synthetic event generator")] = True,
     rate: Annotated[int, typer.Option(help="generator events per second")] = 0,
 ) -> None:
-    """Start Kafka (KRaft), Redis, Flink, the sketch job, serving (and the generator); wait until healthy."""
+    """Start Kafka (KRaft), Redis, Flink, the sketch and label jobs, serving (and the generator); wait until healthy."""
     from rich.console import Console
 
     from adapters import kafka_io
@@ -40,7 +40,7 @@ def up(
     from app.config import Settings
 
     console = Console()
-    s = Settings()
+    s = stack.local_secrets(Settings())
     t0 = time.monotonic()
     try:
         for part in stack.infrastructure(s):
@@ -55,9 +55,16 @@ def up(
         with console.status("submitting the Flink sketch job …"):
             jid = jobs.submit(s, "sketch_job", SKETCH_JOB, sketch_job_args(s))
         console.print(f"[green]✓[/] {'flink job':<18} {SKETCH_JOB} ({jid})")
+        with console.status("submitting the Flink label job …"):
+            jid = jobs.submit_label_job(s)
+        console.print(f"[green]✓[/] {'flink job':<18} {jobs.LABEL_JOB} ({jid})")
         with console.status("starting serving …"):
             stack.start_part(stack.serving_part(s))
         console.print(f"[green]✓[/] {'serving':<18} {s.serving_url}  (docs: {s.serving_url}/docs)")
+        with console.status("starting the online learner …"):
+            learner = stack.learner_part(s)
+            stack.start_part(learner)
+        console.print(f"[green]✓[/] {'learner':<18} {learner.url}")
         if generator:
             part = stack.generator_part(s, rate or s.generator_rate)
             stack.start_part(part)
@@ -70,6 +77,7 @@ def up(
         f"  produce:   kcat -P -b {s.kafka_bootstrap} -t {s.topics.events} FILE.jsonl\n"
         f"  query:     curl '{s.serving_url}/v1/aggregates/distinct?field=user_id'\n"
         f"  dashboard: {s.serving_url}/dashboard    Flink UI: {s.flink_rest_url}\n"
+        f"  admin:     token in {s.var_dir / 'secrets' / 'admin_token'}\n"
         f"  stop:      tributary down"
     )
 
@@ -115,6 +123,8 @@ def status() -> None:
         table.add_row(st.name, state, str(st.pid or "-"), st.url, st.log)
     job = jobs.job_state(s, SKETCH_JOB) if stack.infrastructure(s)[2].healthy() else None
     table.add_row("flink job", f"[green]{job}[/]" if job == "RUNNING" else f"[red]{job or 'absent'}[/]", "-", SKETCH_JOB, str(s.log_dir / f"submit-{SKETCH_JOB}.log"))
+    label = jobs.job_state(s, jobs.LABEL_JOB) if stack.infrastructure(s)[2].healthy() else None
+    table.add_row("flink job", f"[green]{label}[/]" if label == "RUNNING" else f"[red]{label or 'absent'}[/]", "-", jobs.LABEL_JOB, str(s.log_dir / f"submit-{jobs.LABEL_JOB}.log"))
     Console().print(table)
-    if any_down or job != "RUNNING":
+    if any_down or job != "RUNNING" or label != "RUNNING":
         raise typer.Exit(1)

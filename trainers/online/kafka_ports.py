@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Callable, Mapping
 
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
 
@@ -32,7 +33,15 @@ class KafkaExampleSource:
     def __init__(self, bootstrap: str, topic: str, group_id: str, **overrides) -> None:
         self.topic = topic
         self._offsets: Mapping[int, int] = {}
-        self._consumer = consumer(bootstrap, group_id, offset_reset="earliest", **overrides)
+        conf = {
+            # Static membership: a learner restarted after kill -9 takes its partitions back at
+            # once, instead of waiting for the dead member's session to expire (45 s by default);
+            # a second process of the same learner fences the first (FENCED_INSTANCE_ID).
+            "group.instance.id": f"{group_id}.{topic}",
+            "session.timeout.ms": 10_000,  # a learner gone for good hands its partitions on in 10 s
+        }
+        conf.update(overrides)
+        self._consumer = consumer(bootstrap, group_id, offset_reset="earliest", **conf)
         self._subscribed = False
 
     def _on_assign(self, c, partitions) -> None:
@@ -106,12 +115,23 @@ class KafkaSink:
 
 
 class KafkaSnapshotStore:
-    """Reads ``models.v1`` (compacted) from the beginning to its end; keeps the newest value per key."""
+    """Reads ``models.v1`` (compacted) from the beginning to its end; keeps the newest value per key.
 
-    def __init__(self, bootstrap: str, topic: str, timeout_s: float = 30.0) -> None:
+    With ``accept`` (e.g. "the HMAC verifies"), the newest value that ``accept`` takes, among the
+    last ``keep`` values of the key: a junk or forged message published after the learner's own
+    snapshot (serving rejects those) must not stop the learner from restoring. If none is
+    accepted, the newest is returned as is (the learner's verify then refuses to start).
+    """
+
+    def __init__(
+        self, bootstrap: str, topic: str, timeout_s: float = 30.0, *,
+        accept: Callable[[bytes], bool] | None = None, keep: int = 16,
+    ) -> None:  # fmt: skip
         self.bootstrap = bootstrap
         self.topic = topic
         self.timeout_s = timeout_s
+        self.accept = accept
+        self.keep = keep
 
     def latest(self, model_name: str) -> bytes | None:
         key = model_name.encode()
@@ -133,7 +153,7 @@ class KafkaSnapshotStore:
             if not ends:
                 return None
             c.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in ends])
-            latest: bytes | None = None
+            latest: deque[bytes] = deque(maxlen=self.keep)
             done: set[int] = set()
             while len(done) < len(ends):
                 m = c.poll(self.timeout_s)
@@ -145,9 +165,20 @@ class KafkaSnapshotStore:
                         continue
                     raise KafkaException(m.error())
                 if m.key() == key:
-                    latest = m.value()  # None = tombstone: the model was deleted
+                    if m.value() is None:  # tombstone: the model was deleted
+                        latest.clear()
+                    else:
+                        latest.append(m.value())
                 if m.offset() + 1 >= ends[m.partition()]:
                     done.add(m.partition())
-            return latest
+            if not latest:
+                return None
+            if self.accept is not None:
+                for i, value in enumerate(reversed(latest)):
+                    if self.accept(value):
+                        if i:
+                            log.warning("skipped the %d newest %s value(s) of %s: not accepted", i, self.topic, model_name)
+                        return value
+            return latest[-1]
         finally:
             c.close()

@@ -14,7 +14,9 @@ still need the model from ``models.v1``; metrics would become visible to ``read_
 readers only at each commit (staler dashboards); and each snapshot would cost extra
 coordinator round trips. What we give up: ``metrics.v1``/drift records published after the last
 snapshot are published again after a crash (same model, version and ``n``: readers dedupe on
-them), and a second learner process for the same model name is not fenced — run one per model.
+them), and a second learner process for the same model name is fenced only on the consumer
+side (static group membership: the first one's consumer gets FENCED_INSTANCE_ID, but snapshots
+it already queued are published) — run one per model.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Any
 import orjson
 
 from app.config import Settings
-from app.learners.artifact import MIN_KEY_BYTES, verify
+from app.learners.artifact import MIN_KEY_BYTES, ArtifactError, verify
 from trainers.online.core import LearnerCore
 from trainers.online.ports import ExampleSource, Sink, SnapshotStore
 
@@ -101,12 +103,23 @@ class OnlineLearner:
 
         bootstrap = self.settings.kafka_bootstrap
         if self.snapshots is None:
-            self.snapshots = KafkaSnapshotStore(bootstrap, self.topics.models)
+            self.snapshots = KafkaSnapshotStore(bootstrap, self.topics.models, accept=self._authentic)
         if self.sink is None:
             self.sink = KafkaSink(bootstrap)
         if self.source is None:
             group = f"tributary-learner-{self.model_name}"
             self.source = KafkaExampleSource(bootstrap, self.topics.examples, group)
+
+    def _authentic(self, blob: bytes) -> bool:
+        """Restore only from a learner snapshot of this model signed with our key: junk, forged or
+        foreign artifacts on ``models.v1`` (serving rejects them too) are skipped."""
+        try:
+            LearnerCore.restore(verify(blob, self.hmac_key), self.model_name, self.pipeline_name)
+        except (ArtifactError, KeyError, TypeError, AttributeError) as exc:
+            log.warning("a %s artifact on %s is not a snapshot to restore (%r): skipped",
+                        self.model_name, self.topics.models, exc)  # fmt: skip
+            return False
+        return True
 
     def start(self) -> LearnerCore:
         """Restore the newest verified snapshot (or start fresh) and position the source."""
