@@ -37,7 +37,7 @@ def serving_part(s: Settings) -> Part:
 
 def generator_part(s: Settings, rate: int) -> Part:
     args = ["app.cli.main", "generate", "--rate", str(rate), "--duration", "0"]
-    return PythonServicePart(s, "generator", args, f"{s.topics.events} @ {rate} events/s")
+    return PythonServicePart(s, "generator", args, f"-> {s.topics.events}")
 
 
 def learner_part(
