@@ -44,6 +44,6 @@ def sketch_job(topics):
 
     name = f"sketches-{topics.topic_prefix.rstrip('.')}"
     jobs.submit(topics, "sketch_job", name, sketch_job_args(topics))
-    support.wait_for(lambda: jobs.job_state(topics, name) == "RUNNING", timeout=120, what=f"{name} RUNNING")
+    support.wait_for(lambda: jobs.tasks_running(topics, name), timeout=180, what=f"every task of {name} running")
     yield name
     jobs.cancel(topics, name)

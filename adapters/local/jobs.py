@@ -75,7 +75,10 @@ def submit(s: Settings, job: str, name: str, args: list[str], timeout: float = 2
     return text.rsplit("JobID", 1)[1].split()[0].strip()
 
 
-def cancel(s: Settings, name: str) -> bool:
+def cancel(s: Settings, name: str, wait_s: float = 60) -> bool:
+    """Cancel the job and wait until it has ended, so its task slots are free again."""
+    import time
+
     jid = running_jobs(s).get(name)
     if not jid:
         return False
@@ -83,7 +86,18 @@ def cancel(s: Settings, name: str) -> bool:
         httpx.patch(f"{s.flink_rest_url}/jobs/{jid}?mode=cancel", timeout=10)
     except httpx.HTTPError:
         return False
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline and (rest_get(s, f"/jobs/{jid}") or {}).get("state") not in ("CANCELED", "FAILED", "FINISHED", None):
+        time.sleep(0.5)
     return True
+
+
+def tasks_running(s: Settings, name: str) -> bool:
+    """True once every task of the job is deployed and running (the job itself reports RUNNING
+    while its tasks still wait for free slots)."""
+    jid = running_jobs(s).get(name)
+    detail = rest_get(s, f"/jobs/{jid}") if jid else None
+    return bool(detail and detail.get("vertices") and all(v.get("status") == "RUNNING" for v in detail["vertices"]))
 
 
 def job_state(s: Settings, name: str) -> str | None:

@@ -70,6 +70,26 @@ def test_generated_stream_is_answered_within_bounds(serving, sketch_job, tmp_pat
     assert body["lower_bound"] <= true_users <= body["upper_bound"], (true_users, body)
     assert body["confidence"] >= 0.95 and body["windows"] >= 1 and body["freshness_ms"] is not None
 
+    # every other sketch over the real stack, against the exact truth of the same range
+    on_time = truth.table().select(start, end, late=False)
+    api = s.serving_url + "/v1/aggregates"
+    rng = {"start": start, "end": end}
+    top = httpx.get(f"{api}/top", params={"field": "item_id", "k": 20, **rng}).json()
+    reported = {row["item"]: row for row in top["estimate"]}
+    for row in top["estimate"]:  # frequent-items bounds are deterministic
+        assert row["lower_bound"] <= on_time.frequency("item_id", row["item"]) <= row["upper_bound"], row
+    for item, n in on_time.top("item_id", 20):
+        if n > top["threshold"]:
+            assert item in reported, (item, n, top["threshold"])  # no false negatives above the threshold
+    quant = httpx.get(f"{api}/quantiles", params=[("field", "price"), ("q", 0.5), ("q", 0.99), *rng.items()]).json()
+    for row in quant["estimate"]:  # the true quantile lies inside the reported value bounds
+        assert row["lower_bound"] <= on_time.quantile(row["q"]) <= row["upper_bound"], row
+    item, n = on_time.top("item_id", 1)[0]
+    freq = httpx.get(f"{api}/frequency", params={"field": "item_id", "value": item, **rng}).json()
+    assert freq["lower_bound"] <= n <= freq["upper_bound"], (item, n, freq)
+    by_country = httpx.get(f"{api}/distinct", params={"field": "user_id", "country": "DE", **rng}).json()
+    assert by_country["lower_bound"] <= on_time.select(start, end, country="DE").distinct("user_id") <= by_country["upper_bound"]
+
     # malformed: exactly as many in the DLQ as the generator sent
     dlq = consume_all(s.kafka_bootstrap, s.topics.dlq, expect=summary["malformed"], timeout=60)
     assert len(dlq) == summary["malformed"]

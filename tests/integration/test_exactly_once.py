@@ -70,7 +70,7 @@ def test_taskmanager_sigkill_loses_and_duplicates_nothing(topics, sketch_job):
     wait_for(lambda: not tm.process.is_running(), timeout=10, what="TaskManager gone")
     _produce(s, [v for _, _, v in second])  # written while the job is down
     stack.start_part(FlinkTaskManager(s))
-    wait_for(lambda: jobs.job_state(s, sketch_job) == "RUNNING", timeout=120, what="job restarted")
+    wait_for(lambda: jobs.tasks_running(s, sketch_job), timeout=180, what="job restarted, every task running")
     time.sleep(5)
     _produce(s, [_event(10**6, BASE_MS + 3_600_000, "closer")])  # closes every window
 

@@ -39,7 +39,7 @@ def label_job(topics) -> Iterator[Callable[[], str]]:
     def start() -> str:
         jobs.submit_label_job(topics, name=name)
         started.append(name)
-        wait_for(lambda: jobs.job_state(topics, name) == "RUNNING", timeout=180, what=f"{name} RUNNING")
+        wait_for(lambda: jobs.tasks_running(topics, name), timeout=180, what=f"every task of {name} running")
         return name
 
     yield start
