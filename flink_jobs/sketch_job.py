@@ -91,6 +91,10 @@ def main(argv: list[str] | None = None) -> None:
     # Every SQL operator gets a uid ("<exec node id>_<transformation>", FLIP-190): the same job
     # (or one that only changes parameters) restores its window state from a savepoint.
     conf.set("table.exec.uid.generation", "ALWAYS")
+    # Reuse common sub-plans across the job's branches (DLQ, late, four dimensions, features):
+    # without it the optimized plan evaluated parse_event 37 times per record, with it 3
+    # (measured with StatementSet.explain()); the source chain was 81 % busy on parsing.
+    conf.set("table.optimizer.reuse-optimize-block-with-digest-enabled", "true")
     # Arrow batches: large bundles amortize the Python boundary; a time bound keeps latency low.
     conf.set("python.fn-execution.bundle.size", "100000")
     conf.set("python.fn-execution.bundle.time", "1000")

@@ -146,22 +146,17 @@ CREATE TABLE late_sink (
 LATE_INSERT = "INSERT INTO late_sink SELECT `raw`, raw_text, event_time, ws FROM late_events"
 
 
+#: The columns of app.contracts.aggregates.AggregateRecord (its key first), minus the sketch.
+RECORD_COLUMNS = """  `k` STRING, `v` INT, `kind` STRING, `field` STRING, `dim` STRING, `dim_value` STRING,
+  `window_start` BIGINT, `window_end` BIGINT, `events` BIGINT, `late_events` BIGINT,
+  `revision` INT, `emitted_at` BIGINT,"""
+
+
 def late_counts_sink_ddl(cfg: JobConfig) -> str:
     """Per-window late counts, upserted into aggregates.v1 (key ``late|*|all||<ws>``)."""
     return f"""
 CREATE TABLE late_counts_sink (
-  `k` STRING,
-  `v` INT,
-  `kind` STRING,
-  `field` STRING,
-  `dim` STRING,
-  `dim_value` STRING,
-  `window_start` BIGINT,
-  `window_end` BIGINT,
-  `events` BIGINT,
-  `late_events` BIGINT,
-  `revision` INT,
-  `emitted_at` BIGINT,
+{RECORD_COLUMNS}
   PRIMARY KEY (`k`) NOT ENFORCED
 ) WITH (
   'connector' = 'upsert-kafka',
@@ -253,18 +248,7 @@ def aggregates_sink_ddl(cfg: JobConfig) -> str:
     # (BYTES become base64 strings in Flink's JSON format, which from_json expects).
     return f"""
 CREATE TABLE aggregates_sink (
-  `k` STRING,
-  `v` INT,
-  `kind` STRING,
-  `field` STRING,
-  `dim` STRING,
-  `dim_value` STRING,
-  `window_start` BIGINT,
-  `window_end` BIGINT,
-  `events` BIGINT,
-  `late_events` BIGINT,
-  `revision` INT,
-  `emitted_at` BIGINT,
+{RECORD_COLUMNS}
   `sketch` BYTES
 ) WITH (
   {_kafka_common(cfg)},
