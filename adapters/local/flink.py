@@ -14,6 +14,10 @@ from adapters.local.parts import Part, flink_home, flink_python
 from adapters.local.process import ManagedProcess, StartError
 
 
+#: In the command line of the start script (before exec) or of the Flink JVM (after).
+FLINK_MARKERS = ("pyflink/bin/", "org.apache.flink.runtime.")
+
+
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
     node = tree
     *parents, leaf = dotted.split(".")
@@ -51,6 +55,9 @@ def flink_conf(s: Settings) -> dict[str, Any]:
         # Python workers: the Flink venv's interpreter (PyFlink pins clash with our main venv).
         "python.executable": py,
         "python.client.executable": py,
+        # Headroom for class metadata: Python UDF jobs load Beam/Arrow/gRPC (the jars themselves
+        # are on the cluster classpath, see prepare_lib, so this no longer grows per job).
+        "taskmanager.memory.jvm-metaspace.size": "384m",
         # A lost TaskManager is noticed in seconds, not the default 50 s (local processes only).
         "heartbeat.interval": 2000,
         "heartbeat.timeout": 10000,
@@ -67,8 +74,8 @@ class FlinkJobManager(Part):
         self.conf_dir = s.var_dir / "flink" / "conf"
         home = flink_home(s) if (s.home / ".venv-flink").exists() else Path("/nonexistent")
         argv = ["bash", str(home / "bin" / "jobmanager.sh"), "start-foreground"]
-        # bash execs java, so the pid we record becomes the JVM's; "pyflink" is in both command lines.
-        proc = ManagedProcess("flink-jobmanager", argv, s.run_dir, s.log_dir, marker="pyflink", env=flink_env(s))
+        # bash execs java, so the pid we record is first the script's, then the JVM's.
+        proc = ManagedProcess("flink-jobmanager", argv, s.run_dir, s.log_dir, marker=FLINK_MARKERS, env=flink_env(s))
         super().__init__("flink-jobmanager", proc, s.flink_rest_url, (s.flink_rest_port, s.flink_rpc_port))
 
     def prepare(self) -> None:
@@ -84,6 +91,7 @@ class FlinkJobManager(Part):
         (self.conf_dir / "config.yaml").write_text(yaml.safe_dump(tree, sort_keys=False))
         for sub in ("tmp", "web", "blobs", "checkpoints", "savepoints"):
             (self.s.var_dir / "flink" / sub).mkdir(parents=True, exist_ok=True)
+        prepare_lib(self.s)
 
     def healthy(self) -> bool:
         if not self.process.is_running():
@@ -96,7 +104,7 @@ class FlinkTaskManager(Part):
         self.s = s
         home = flink_home(s) if (s.home / ".venv-flink").exists() else Path("/nonexistent")
         argv = ["bash", str(home / "bin" / "taskmanager.sh"), "start-foreground"]
-        proc = ManagedProcess("flink-taskmanager", argv, s.run_dir, s.log_dir, marker="pyflink", env=flink_env(s))
+        proc = ManagedProcess("flink-taskmanager", argv, s.run_dir, s.log_dir, marker=FLINK_MARKERS, env=flink_env(s))
         super().__init__("flink-taskmanager", proc, s.flink_rest_url + "/#/task-manager", ())
 
     def healthy(self) -> bool:
@@ -106,8 +114,32 @@ class FlinkTaskManager(Part):
         return bool(overview and overview.get("taskmanagers", 0) >= 1)
 
 
+def flink_lib_dir(s: Settings) -> Path:
+    return s.var_dir / "flink" / "lib"
+
+
+def prepare_lib(s: Settings) -> Path:
+    """The cluster's lib/: the distribution's jars plus flink-python, the Kafka connector and our
+    UDFs, as links.
+
+    On the cluster classpath they load once. Shipped with every job instead, each job got its own
+    class loader holding ~45 MB of metaspace (Beam, gRPC, Arrow, Netty) that was never freed:
+    the fifth submission killed the TaskManager with OutOfMemoryError: Metaspace.
+    """
+    home = flink_home(s)
+    lib = flink_lib_dir(s)
+    lib.mkdir(parents=True, exist_ok=True)
+    for old in lib.glob("*.jar"):
+        old.unlink()
+    jars = [*home.glob("lib/*.jar"), *home.glob("opt/flink-python-*.jar"), *(s.jars_dir / "flink").glob("*.jar")]
+    for jar in jars:
+        (lib / jar.name).symlink_to(jar.resolve())
+    return lib
+
+
 def flink_env(s: Settings) -> dict[str, str]:
     return {
+        "FLINK_LIB_DIR": str(flink_lib_dir(s)),
         "FLINK_CONF_DIR": str(s.var_dir / "flink" / "conf"),
         "FLINK_LOG_DIR": str(s.log_dir / "flink"),
         "FLINK_PID_DIR": str(s.run_dir / "flink"),

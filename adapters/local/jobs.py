@@ -54,7 +54,7 @@ def submit(s: Settings, job: str, name: str, args: list[str], timeout: float = 2
     existing = running_jobs(s).get(name)
     if existing:
         return existing
-    jars = ";".join(f"file://{p}" for p in job_jars(s))
+    job_jars(s)  # present (they reach the cluster through its lib/, see adapters.local.flink.prepare_lib)
     py = str(flink_python(s))
     argv = [
         "bash", str(flink_home(s) / "bin" / "flink"), "run", "-d", *(["-s", savepoint] if savepoint else []),
@@ -62,7 +62,7 @@ def submit(s: Settings, job: str, name: str, args: list[str], timeout: float = 2
         "-py", str(s.home / "flink_jobs" / f"{job}.py"),
         "-pyfs", str(python_archive(s)),
         "-pyexec", py, "-pyclientexec", py,
-        "--jars", jars, "--job-name", name, *args,
+        "--job-name", name, *args,
     ]  # fmt: skip
     log = s.log_dir / f"submit-{name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -72,7 +72,27 @@ def submit(s: Settings, job: str, name: str, args: list[str], timeout: float = 2
     if proc.returncode != 0 or "JobID" not in text:
         tail = "\n".join(text.splitlines()[-25:])
         raise StartError(f"flink job {name}: submission failed (log: {log})\n{tail}")
-    return text.rsplit("JobID", 1)[1].split()[0].strip()
+    jid = text.rsplit("JobID", 1)[1].split()[0].strip()
+    if savepoint:
+        # `flink run -d` prints the JobID before the JobManager restores anything: a savepoint
+        # that does not map onto the new job (changed operator uids, no --allowNonRestoredState)
+        # fails the job afterwards. An upgrade must either restore its state or fail here.
+        import time
+
+        want = savepoint.rstrip("/").rsplit("/", 1)[-1]
+        deadline = time.monotonic() + timeout
+        while True:
+            restored = ((rest_get(s, f"/jobs/{jid}/checkpoints") or {}).get("latest") or {}).get("restored") or {}
+            if restored.get("is_savepoint") and str(restored.get("external_path", "")).rstrip("/").endswith(want):
+                break
+            if (rest_get(s, f"/jobs/{jid}") or {}).get("state") in ("FAILED", "CANCELED", "FINISHED"):
+                entries = ((rest_get(s, f"/jobs/{jid}/exceptions") or {}).get("exceptionHistory") or {}).get("entries") or [{}]
+                cause = str(entries[0].get("stacktrace", ""))[:1500]
+                raise StartError(f"flink job {name} ({jid}): did not start from savepoint {savepoint}\n{cause}")
+            if time.monotonic() > deadline:
+                raise StartError(f"flink job {name} ({jid}): not restored from savepoint {savepoint} after {timeout:.0f} s (restored: {restored or None})")
+            time.sleep(1)
+    return jid
 
 
 def cancel(s: Settings, name: str, wait_s: float = 60) -> bool:
@@ -148,8 +168,12 @@ def stop_with_savepoint(s: Settings, name: str, timeout: float = 120) -> str:
         status = rest_get(s, f"/jobs/{jid}/savepoints/{request_id}") or {}
         if status.get("status", {}).get("id") == "COMPLETED":
             op = status.get("operation", {})
-            if "location" in op:
-                return op["location"]
-            raise StartError(f"flink job {name}: savepoint failed: {str(op.get('failure-cause'))[:500]}")
+            if "location" not in op:
+                raise StartError(f"flink job {name}: savepoint failed: {str(op.get('failure-cause'))[:500]}")
+            # Return only once the old job has ended: a resubmission under the same name must
+            # not find it still "running" (submit() would hand back the old job's id).
+            while time.monotonic() < deadline and (rest_get(s, f"/jobs/{jid}") or {}).get("state") not in ("FINISHED", "CANCELED", "FAILED"):
+                time.sleep(0.5)
+            return op["location"]
         time.sleep(1)
     raise StartError(f"flink job {name}: savepoint not done after {timeout:.0f} s")

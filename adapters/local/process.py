@@ -47,15 +47,15 @@ def _cmdline(pid: int) -> str:
 class ManagedProcess:
     """One long-running process of the stack, tracked by a pid file under ``var/run``.
 
-    ``marker`` must appear in the process's command line; a pid file whose pid was reused
-    by an unrelated process is therefore never signalled.
+    ``marker`` (or one of several) must appear in the process's command line; a pid file whose
+    pid was reused by an unrelated process is therefore never signalled.
     """
 
     name: str
     argv: list[str]
     run_dir: Path
     log_dir: Path
-    marker: str
+    marker: str | tuple[str, ...]
     env: dict[str, str] = field(default_factory=dict)
     cwd: Path | None = None
 
@@ -72,7 +72,9 @@ class ManagedProcess:
             pid = int(self.pid_file.read_text().strip())
         except (OSError, ValueError):
             return None
-        if _pid_alive(pid) and self.marker in _cmdline(pid):
+        markers = (self.marker,) if isinstance(self.marker, str) else self.marker
+        cmdline = _cmdline(pid)
+        if _pid_alive(pid) and any(m in cmdline for m in markers):
             return pid
         return None
 

@@ -8,12 +8,26 @@ import collections
 import pytest
 
 from adapters.local import jobs
+from adapters.local.flink import rest_get
 from app.cli.stack_cmds import sketch_job_args
 from app.contracts.aggregates import AggregateRecord
 from tests.integration.test_exactly_once import BASE_MS, _event, _events, _produce
 from tests.support.stack import consume_all, wait_for
 
 pytestmark = pytest.mark.integration
+
+
+def _taskmanagers(s) -> str:
+    """The cluster's TaskManagers and their metaspace, for failure messages: every PyFlink job
+    leaves its user-code class loader (~45 MB) in a TaskManager's metaspace, and a TaskManager
+    that runs out of it exits (docs/flink-design.md, "Job upgrades through a savepoint")."""
+    tms = (rest_get(s, "/taskmanagers") or {}).get("taskmanagers", [])
+    out = []
+    for tm in tms:
+        metrics = rest_get(s, f"/taskmanagers/{tm['id']}/metrics?get=Status.JVM.Memory.Metaspace.Used,Status.JVM.Memory.Metaspace.Max") or []
+        m = {x["id"].rsplit(".", 1)[-1]: int(float(x["value"])) >> 20 for x in metrics}
+        out.append(f"{tm['id']}: metaspace {m.get('Used', '?')}/{m.get('Max', '?')} MB")
+    return f"{len(tms)} TaskManager(s) {out}"
 
 
 def test_resubmitted_from_savepoint_counts_every_window_once(topics):
@@ -24,11 +38,21 @@ def test_resubmitted_from_savepoint_counts_every_window_once(topics):
     jobs.submit(s, "sketch_job", name, sketch_job_args(s))
     try:
         _produce(s, [v for _, _, v in first])
-        consume_all(s.kafka_bootstrap, s.topics.aggregates, expect=1, timeout=180)  # windows are firing
+        fired = consume_all(s.kafka_bootstrap, s.topics.aggregates, expect=1, timeout=180)
+        assert fired, f"no window fired before the upgrade; {_taskmanagers(s)}"
         savepoint = jobs.stop_with_savepoint(s, name)
-        # the open window (and the rest of the first half) lives only in the savepoint now
-        jobs.submit(s, "sketch_job", name, sketch_job_args(s), savepoint=savepoint)
-        wait_for(lambda: jobs.job_state(s, name) == "RUNNING", timeout=120, what="resubmitted job running")
+        # The open windows (and the first half's unread rest) live only in the savepoint now.
+        # submit() returns once the new job has restored exactly this savepoint (or raises).
+        jid = jobs.submit(s, "sketch_job", name, sketch_job_args(s), savepoint=savepoint)
+        restored = ((rest_get(s, f"/jobs/{jid}/checkpoints") or {}).get("latest") or {}).get("restored") or {}
+        assert restored.get("is_savepoint"), restored
+        assert restored["external_path"].rstrip("/").endswith(savepoint.rstrip("/").rsplit("/", 1)[-1]), (restored, savepoint)
+        # The job reports RUNNING while its tasks still wait for slots (or for a TaskManager that
+        # is gone): wait until every task runs, so a lost TaskManager fails here, not as missing windows.
+        try:
+            wait_for(lambda: jobs.tasks_running(s, name), timeout=180, what="every task of the resubmitted job running")
+        except AssertionError as e:
+            raise AssertionError(f"{e}; {_taskmanagers(s)}") from None
         _produce(s, [v for _, _, v in second] + [_event(10**6, BASE_MS + 3_600_000, "closer")])
 
         def all_count_records():
@@ -36,7 +60,11 @@ def test_resubmitted_from_savepoint_counts_every_window_once(topics):
             got = [r for r in recs if r.kind == "count" and r.dim == "all"]
             return got if len(got) >= len(counts) else None
 
-        got = wait_for(all_count_records, timeout=300, interval=5, what=f"{len(counts)} windows")
+        try:
+            got = wait_for(all_count_records, timeout=300, interval=5, what=f"{len(counts)} windows")
+        except AssertionError as e:
+            late = len(consume_all(s.kafka_bootstrap, s.topics.late, timeout=20))
+            raise AssertionError(f"{e}; job {jobs.job_state(s, name)}, {late} late events, {_taskmanagers(s)}") from None
         per_window = collections.Counter(r.window_start for r in got)
         assert max(per_window.values()) == 1, "a window was emitted twice"
         assert {r.window_start: r.events for r in got} == dict(counts)
