@@ -104,11 +104,20 @@ class ManagedProcess:
             except OSError as exc:
                 raise StartError(f"{self.name}: could not run {self.argv[0]!r}: {exc} (log: {self.log_file})") from exc
         self.pid_file.write_text(str(proc.pid))
+        # Between fork and exec /proc/<pid>/cmdline is still the parent's: wait for the exec, so
+        # the marker check (is_running, stop) sees the program itself.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and proc.poll() is None and self.pid() is None:
+            time.sleep(0.02)
         return proc.pid
 
     def exited_early(self) -> bool:
         """True when the pid file exists but its process is gone (it crashed at start)."""
-        return self.pid_file.exists() and not self.is_running()
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return False
+        return not _pid_alive(pid)
 
     def stop(self, timeout: float = 20.0) -> bool:
         """SIGTERM the process group, then SIGKILL after ``timeout``. True if it was running."""
