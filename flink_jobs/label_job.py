@@ -15,7 +15,7 @@ from dataclasses import fields
 
 from pyflink.table import EnvironmentSettings, TableEnvironment
 
-from flink_jobs import label_sql
+from flink_jobs import label_sql, sql
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[label_sql.LabelJobConfig, str, str]:
@@ -34,22 +34,11 @@ def parse_args(argv: list[str] | None = None) -> tuple[label_sql.LabelJobConfig,
 
 def configure(t_env: TableEnvironment, cfg: label_sql.LabelJobConfig, name: str, jars: str) -> None:
     conf = t_env.get_config()
-    conf.set("pipeline.name", name)
-    if jars:
-        conf.set("pipeline.jars", jars)
-    conf.set("table.local-time-zone", "UTC")
-    conf.set("execution.checkpointing.interval", f"{cfg.checkpoint_interval_ms} ms")
-    conf.set("execution.checkpointing.mode", "EXACTLY_ONCE")
-    conf.set("table.exec.source.idle-timeout", f"{cfg.idle_timeout_ms} ms")
+    for key, value in sql.streaming_settings(name, jars, cfg.checkpoint_interval_ms, cfg.idle_timeout_ms).items():
+        conf.set(key, value)
     # Bounds the de-duplication state (event ids seen); the late-label counts override it with
     # a STATE_TTL hint. Interval joins and windows clean their state by watermark, not by TTL.
     conf.set("table.exec.state.ttl", f"{cfg.dedup_ttl_ms} ms")
-    # One de-duplication for every branch (impressions, answers, both joins): without this the
-    # planner prunes columns per branch and keeps several copies of the same dedup state.
-    conf.set("table.optimizer.reuse-optimize-block-with-digest-enabled", "true")
-    # Stable operator uids ("<id>_<transformation>", ids from the planner's counter): the client
-    # JVM plans only this pipeline, so the same SQL gets the same uids and a savepoint maps back.
-    conf.set("table.exec.uid.generation", "ALWAYS")
     # The count's sink key is a function of its group key: no upsert materializer (extra state).
     conf.set("table.exec.sink.upsert-materialize", "NONE")
 

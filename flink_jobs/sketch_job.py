@@ -81,20 +81,8 @@ def main(argv: list[str] | None = None) -> None:
     cfg, jars, name, late_topic = parse_args(argv)
     t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
     conf = t_env.get_config()
-    conf.set("pipeline.name", name)
-    if jars:
-        conf.set("pipeline.jars", jars)
-    conf.set("table.local-time-zone", "UTC")
-    conf.set("execution.checkpointing.interval", f"{cfg.checkpoint_interval_ms} ms")
-    conf.set("execution.checkpointing.mode", "EXACTLY_ONCE")
-    conf.set("table.exec.source.idle-timeout", f"{cfg.idle_timeout_ms} ms")
-    # Every SQL operator gets a uid ("<exec node id>_<transformation>", FLIP-190): the same job
-    # (or one that only changes parameters) restores its window state from a savepoint.
-    conf.set("table.exec.uid.generation", "ALWAYS")
-    # Reuse common sub-plans across the job's branches (DLQ, late, four dimensions, features):
-    # without it the optimized plan evaluated parse_event 37 times per record, with it 3
-    # (measured with StatementSet.explain()); the source chain was 81 % busy on parsing.
-    conf.set("table.optimizer.reuse-optimize-block-with-digest-enabled", "true")
+    for key, value in sql.streaming_settings(name, jars, cfg.checkpoint_interval_ms, cfg.idle_timeout_ms).items():
+        conf.set(key, value)
     # Arrow batches: large bundles amortize the Python boundary; a time bound keeps latency low.
     conf.set("python.fn-execution.bundle.size", "100000")
     conf.set("python.fn-execution.bundle.time", "1000")
