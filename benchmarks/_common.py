@@ -448,3 +448,184 @@ def part_pid(s, name: str) -> int | None:
         if part.name == name:
             return part.process.pid()
     return None
+
+
+# ---------------------------------------------------------------------------- poor man's profiler
+
+#: Frames (substring of "class.method") that name where a sampled Flink task thread is.
+PROFILE_BUCKETS = (
+    ("dev.tributary.flink.", "parse_event UDF (JSON parse + validation, Java)"),
+    ("RowRowConverter", "parse_event UDF (result conversion)"),
+    ("org.apache.flink.connector.kafka", "Kafka source (fetch, deserialize)"),
+    ("org.apache.flink.kafka.shaded", "Kafka client"),
+    ("org.apache.flink.runtime.state", "keyed state (window buffers)"),
+    ("org.apache.flink.table.runtime.typeutils", "row serializers / copies"),
+    ("org.apache.flink.table.runtime.arrow", "Arrow serialization"),
+    ("org.apache.flink.table.runtime.operators.python", "Python operator (Java side: buffering, Arrow)"),
+    ("org.apache.flink.streaming.api.operators.python", "Python operator (Java side: buffering, Arrow)"),
+    ("org.apache.arrow", "Arrow serialization"),
+    ("org.apache.beam", "Beam / gRPC to the Python worker"),
+    ("io.grpc", "Beam / gRPC to the Python worker"),
+    ("StreamExecCalc", "generated Calc code (filters, projections)"),
+    ("org.apache.flink.runtime.io.network", "network buffers / channels"),
+)
+
+
+def jstack_profile(pid: int, thread_prefix, samples: int = 30, interval: float = 0.5, stop=None) -> dict:
+    """Sample ``jstack`` of a JVM and attribute each RUNNABLE stack of the thread(s) named
+    ``thread_prefix…`` to the first matching bucket (innermost frame first). With a list of
+    prefixes, one result per prefix (from the same samples)."""
+    import collections
+    import subprocess
+
+    prefixes = [thread_prefix] if isinstance(thread_prefix, str) else list(thread_prefix)
+    buckets = {p: collections.Counter() for p in prefixes}
+    taken = dict.fromkeys(prefixes, 0)
+    for _ in range(samples):
+        if stop is not None and stop.is_set():
+            break
+        try:
+            out = subprocess.run(["jstack", str(pid)], capture_output=True, text=True, timeout=30).stdout
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        for block in out.split("\n\n"):
+            prefix = next((p for p in prefixes if block.startswith(f'"{p}')), None)
+            if prefix is None:
+                continue
+            lines = block.split("\n")
+            taken[prefix] += 1
+            if len(lines) < 2 or "RUNNABLE" not in lines[1]:
+                buckets[prefix]["waiting (not runnable)"] += 1
+                continue
+            frames = [ln.strip()[3:] for ln in lines if ln.strip().startswith("at ")]
+            label = "other"
+            for f in frames:
+                hit = next((name for key, name in PROFILE_BUCKETS if key in f), None)
+                if hit:
+                    label = hit
+                    break
+            buckets[prefix][label] += 1
+        time.sleep(interval)
+    results = {}
+    for p in prefixes:
+        n, b = taken[p], buckets[p]
+        running = n - b.get("waiting (not runnable)", 0)
+        results[p] = {"samples": n, "share": {k: round(v / n, 3) for k, v in b.most_common()} if n else {},
+                      "share_of_runnable": {k: round(v / running, 3) for k, v in b.most_common()
+                                            if k != "waiting (not runnable)"} if running else {}}
+    return results[prefixes[0]] if isinstance(thread_prefix, str) else results
+
+
+# ---------------------------------------------------------------------------- a lean HTTP/1.1 client
+
+class HttpPool:
+    """Keep-alive HTTP/1.1 GETs over raw asyncio streams: ~20x less client CPU than httpx, so an
+    open-loop generator on this small machine measures the server, not itself."""
+
+    def __init__(self, host: str, port: int, max_conns: int = 256) -> None:
+        self.host, self.port, self.max_conns = host, port, max_conns
+        self.idle: list = []
+        self.opened = 0
+        self.keepalive_s = 3.0
+
+    async def _conn(self, fresh: bool = False):
+        import asyncio
+
+        now = time.monotonic()
+        while self.idle and not fresh:
+            reader, writer, used = self.idle.pop()
+            if now - used < self.keepalive_s:
+                return (reader, writer), True
+            writer.close()  # the server drops idle keep-alive connections after ~5 s
+            self.opened -= 1
+        while self.opened >= self.max_conns:
+            await asyncio.sleep(0.001)
+            if self.idle:
+                reader, writer, _ = self.idle.pop()
+                return (reader, writer), True
+        self.opened += 1
+        try:
+            return await asyncio.open_connection(self.host, self.port), False
+        except Exception:
+            self.opened -= 1
+            raise
+
+    async def get(self, target: str) -> tuple[int, bytes]:
+        import asyncio
+
+        for attempt in range(3):
+            (reader, writer), reused = await self._conn(fresh=attempt > 0)
+            try:
+                writer.write(f"GET {target} HTTP/1.1\r\nHost: {self.host}\r\n\r\n".encode())
+                head = await reader.readuntil(b"\r\n\r\n")
+                status = int(head[9:12])
+                length = 0
+                for line in head.split(b"\r\n")[1:]:
+                    if line[:15].lower() == b"content-length:":
+                        length = int(line[15:])
+                body = await reader.readexactly(length) if length else b""
+            except (asyncio.IncompleteReadError, ConnectionError) as exc:
+                writer.close()
+                self.opened -= 1
+                # the server closed a keep-alive connection: try again on a fresh one
+                if reused and not getattr(exc, "partial", b""):
+                    continue
+                raise
+            except Exception:
+                writer.close()
+                self.opened -= 1
+                raise
+            self.idle.append((reader, writer, time.monotonic()))
+            return status, body
+        raise ConnectionError("could not send the request")
+
+    async def close(self) -> None:
+        for _, w, _ in self.idle:
+            w.close()
+        self.idle.clear()
+
+
+def fresh_taskmanager(s) -> None:
+    """Restart the TaskManager, so each measured job gets a fresh JVM.
+
+    Each PyFlink job submitted to the session cluster leaves classes behind in the
+    TaskManager's metaspace (seen here: ``OutOfMemoryError: Metaspace`` on the 5th job), and a
+    job that ran out of heap can leave the JVM hanging; a fresh one also makes runs comparable.
+    """
+    from adapters.local import stack
+    from tests.support.stack import start_infrastructure
+
+    tm = next(p for p in stack.infrastructure(s) if p.name == "flink-taskmanager")
+    with console.status("restarting the Flink TaskManager (fresh JVM for the next job) …"):
+        if tm.process.is_running():
+            tm.process.stop()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # the JobManager notices the old one is gone
+            try:
+                if flink_get(s, "/overview").get("taskmanagers", 0) == 0:
+                    break
+            except Exception:  # noqa: BLE001
+                pass
+            time.sleep(0.5)
+        for attempt in range(3):
+            try:
+                start_infrastructure(s)
+                return
+            except Exception:  # noqa: BLE001 - the health wait can misread a JVM that is still exec'ing
+                if attempt == 2:
+                    raise
+                time.sleep(5)
+
+
+def tasks_running_at(s, jid: str, fallback: float) -> float:
+    """When the last task of the job switched to RUNNING (seconds since the epoch), from Flink's
+    own per-subtask state timestamps; ``fallback`` if they cannot be read."""
+    try:
+        latest = 0
+        for v in job_vertices(s, jid):
+            times = flink_get(s, f"/jobs/{jid}/vertices/{v['id']}/subtasktimes")
+            for sub in times.get("subtasks", []):
+                latest = max(latest, int(sub.get("timestamps", {}).get("RUNNING", 0)))
+        return latest / 1000 if latest else fallback
+    except Exception:  # noqa: BLE001
+        return fallback

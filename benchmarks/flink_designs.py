@@ -34,9 +34,7 @@ from pipeline_throughput import Watcher  # noqa: E402
 
 
 def run_design(base, events_topic: str, n: int, design: str, timeout: float) -> dict:
-    from tests.support.stack import start_infrastructure
-
-    start_infrastructure(base)
+    C.fresh_taskmanager(base)
     s = C.fresh_topics(f"fd-{design.replace(' ', '-').replace('=', '-')}")
     name = f"bench-{design.replace(' ', '-').replace('=', '-')}-{uuid.uuid4().hex[:6]}"
     if design.startswith("datastream"):
@@ -58,7 +56,7 @@ def run_design(base, events_topic: str, n: int, design: str, timeout: float) -> 
     try:
         with C.console.status(f"[{design}] submitting …"):
             jid = jobs.submit(s, job, name, args)
-            t_running = C.wait_running(s, jid)
+            t_running = C.tasks_running_at(s, jid, C.wait_running(s, jid))
         cpu = C.TreeCpu(tm_pid)
         load = C.LoadMeter()
         with C.progress() as progress:
@@ -118,6 +116,7 @@ def main() -> None:
     p.add_argument("--events", type=int, default=200_000)
     p.add_argument("--event-rate", type=float, default=5_000.0, help="events per second of event time")
     p.add_argument("--thread-mode", action="store_true", help="also run the DataStream job in PyFlink's thread mode")
+    p.add_argument("--repeats", type=int, default=2, help="rounds over all designs (interleaved); medians reported")
     p.add_argument("--timeout", type=float, default=900.0)
     p.add_argument("--keep-stack", action="store_true")
     a = p.parse_args()
@@ -125,7 +124,7 @@ def main() -> None:
     if a.thread_mode:
         designs.insert(1, "datastream (thread mode)")
     if a.quick:
-        a.events, designs = min(a.events, 20_000), ["datastream (process mode)", "table dims=all"]
+        a.events, a.repeats, designs = min(a.events, 20_000), 1, ["datastream (process mode)", "table dims=all"]
     n = a.events
 
     with C.infrastructure(keep=a.keep_stack) as base:
@@ -138,24 +137,58 @@ def main() -> None:
         try:
             C.produce_events(src.kafka_bootstrap, topic, C.read_events(path), n)
             C.produce_to_partitions(src.kafka_bootstrap, topic, C.closing_events(1, last_t + 600_000))
-            runs = [run_design(base, topic, n, d, a.timeout) for d in designs]
+            runs = []
+            for rnd in range(a.repeats):
+                for d in designs:
+                    runs.append({**run_design(base, topic, n, d, a.timeout), "round": rnd + 1})
+            if any(r["state"] != "ok" for r in runs):
+                C.fresh_taskmanager(base)
         finally:
             kafka_io.delete_topics(src.kafka_bootstrap, [topic])
         load1 = C.load_snapshot()
 
-    ref = next((r for r in runs if r["design"] == "table dims=all" and r["events_per_s"]), None)
-    for r in runs:
-        r["speed_vs_table_dims_all"] = round(r["events_per_s"] / ref["events_per_s"], 3) if ref and r["events_per_s"] else None
+    def med(xs):
+        xs = sorted(x for x in xs if x)
+        return xs[len(xs) // 2] if xs else None
+
+    summary = []
+    for d in designs:
+        rs = [r for r in runs if r["design"] == d]
+        ok = [r for r in rs if r["state"] == "ok"]
+        summary.append({
+            "design": d, "rounds": len(rs), "ok": len(ok), "states": sorted({r["state"][:120] for r in rs}),
+            "startup_s": med(r["startup_s"] for r in rs),
+            "wall_s_submit_to_last_window": med(r["wall_s_submit_to_last_window"] for r in ok),
+            "run_s_running_to_last_window": med(r["run_s_running_to_last_window"] for r in ok),
+            "events_per_s": med(r["events_per_s"] for r in ok),
+            "events_per_s_all": [r["events_per_s"] for r in ok],
+            "events_per_cpu_s": med(r["events_per_cpu_s"] for r in ok),
+            "jvm_cpu_us_per_event": med(round(r["cpu_s"]["taskmanager_jvm"] / n * 1e6) for r in ok),
+            "python_cpu_us_per_event": med(round(r["cpu_s"]["python_workers"] / n * 1e6) for r in ok),
+            "events_lost": max((r["events_lost"] for r in ok), default=None),
+            "machine_cpu_busy": [r["load"].get("machine_cpu_busy") for r in ok if r.get("load")],
+        })  # fmt: skip
+    ref = next((x for x in summary if x["design"] == "table dims=all" and x["events_per_s"]), None)
+    for x in summary:
+        x["speed_vs_table_dims_all"] = round(x["events_per_s"] / ref["events_per_s"], 3) if ref and x["events_per_s"] else None
+        x["cpu_efficiency_vs_table_dims_all"] = (round(x["events_per_cpu_s"] / ref["events_per_cpu_s"], 3)
+                                                  if ref and x["events_per_cpu_s"] else None)
     data = {"benchmark": "flink_designs", "quick": a.quick, "events": n, "event_rate_event_time": a.event_rate,
-            "partitions": 1, "runs": runs, "machine": {"start": load0, "end": load1, "foreign_cpu_cores_at_start": foreign}}  # fmt: skip
-    rows = [[r["design"] + ("" if r["state"] == "ok" else f" ({r['state'][:70]})"), r["startup_s"], r["wall_s_submit_to_last_window"],
-             r["run_s_running_to_last_window"], r["events_per_s"], r["speed_vs_table_dims_all"],
-             r["cpu_s"]["taskmanager_jvm"], r["cpu_s"]["python_workers"], r["events_per_cpu_s"], r["events_lost"]] for r in runs]  # fmt: skip
-    md = [f"## Flink designs on the same input ({n:,} events, {a.event_rate:,.0f} events/s of event time, 1 partition)", "",
+            "partitions": 1, "repeats": a.repeats, "summary": summary, "runs": runs,
+            "machine": {"start": load0, "end": load1, "foreign_cpu_cores_at_start": foreign}}  # fmt: skip
+    rows = [[x["design"] + ("" if x["ok"] == x["rounds"] else f" ({x['ok']}/{x['rounds']} ok: {'; '.join(s for s in x['states'] if s != 'ok')[:90]})"),
+             x["startup_s"], x["wall_s_submit_to_last_window"], x["run_s_running_to_last_window"], x["events_per_s"],
+             ", ".join(f"{v:,}" for v in x["events_per_s_all"]), x["speed_vs_table_dims_all"], x["events_per_cpu_s"],
+             x["cpu_efficiency_vs_table_dims_all"], x["jvm_cpu_us_per_event"], x["python_cpu_us_per_event"], x["events_lost"]]
+            for x in summary]  # fmt: skip
+    md = [f"## Flink designs on the same input ({n:,} events, {a.event_rate:,.0f} events/s of event time, 1 partition; "
+          f"medians of {a.repeats} interleaved round(s))", "",
           C.md_table(["design", "start-up s", "submit → last window s", "running → last window s", "events/s",
-                      "× table dims=all", "TM JVM CPU s", "Python CPU s", "events per CPU-s", "events lost"], rows), "",
+                      "events/s each round", "× table dims=all", "events per CPU-s", "CPU efficiency × table dims=all",
+                      "JVM µs/event", "Python µs/event", "events lost"], rows), "",
           f"Machine: {load0['cpus']} CPUs, load average {load0['loadavg']} at start, {load1['loadavg']} at end; "
-          f"other processes used {foreign} cores at start."]  # fmt: skip
+          f"other processes used {foreign} cores at start. Machine CPU busy per run: "
+          + "; ".join(f"{x['design']} {', '.join(f'{b:.0%}' for b in x['machine_cpu_busy'] if b is not None)}" for x in summary)]  # fmt: skip
     C.write_results("flink_designs", data, "\n".join(md))
 
 

@@ -156,6 +156,16 @@ def where_time_goes(s, jid: str, n: int) -> list[dict]:
     return out
 
 
+def parse_calls_in_plan(s, jid: str) -> dict:
+    """How often the optimized plan evaluates the Java UDF ``parse_event`` per record, per vertex."""
+    try:
+        nodes = C.flink_get(s, f"/jobs/{jid}/plan")["plan"]["nodes"]
+    except Exception:  # noqa: BLE001
+        return {}
+    return {n["description"].split("<br/>")[0][:60]: n["description"].count("parse_event(") for n in nodes
+            if "parse_event(" in n["description"]}
+
+
 def job_failures(s, jid: str) -> list[str]:
     try:
         d = C.flink_get(s, f"/jobs/{jid}/exceptions?maxExceptions=5")
@@ -165,11 +175,9 @@ def job_failures(s, jid: str) -> list[str]:
             for e in d.get("exceptionHistory", {}).get("entries", [])]
 
 
-def run_job(base, events_topic: str, n: int, dims: str, timeout: float, label: str) -> dict:
+def run_job(base, events_topic: str, n: int, dims: str, timeout: float, label: str, profile: bool = False) -> dict:
     """Submit the sketch job on ``events_topic`` (fresh output topics and group), time it to the last window."""
-    from tests.support.stack import start_infrastructure
-
-    start_infrastructure(base)  # idempotent; restarts a TaskManager lost in an earlier run
+    C.fresh_taskmanager(base)
     s = C.fresh_topics(f"tp-{label}")
     group = f"{s.topic_prefix}tributary-sketches"
     args = sketch_job_args(s)
@@ -182,11 +190,23 @@ def run_job(base, events_topic: str, n: int, dims: str, timeout: float, label: s
     t_submit = time.time()
     with C.console.status(f"[{label}] submitting the sketch job (dims={dims}) …"):
         jid = jobs.submit(s, "sketch_job", name, args)
-        t_running = C.wait_running(s, jid)
+        t_running = C.tasks_running_at(s, jid, C.wait_running(s, jid))
     tm_cpu, kafka_cpu = C.TreeCpu(tm_pid), C.TreeCpu(kafka_pid)
     load = C.LoadMeter()
     watcher = Watcher(s.kafka_bootstrap, s.topics.aggregates)
     timeline, failures, state = [], [], "ok"
+    profiled: dict = {}
+    import threading
+
+    sampling_done = threading.Event()
+    if profile and tm_pid:
+
+        def sample() -> None:
+            time.sleep(3)
+            profiled.update(C.jstack_profile(tm_pid, ["Source: events_raw", "PythonGroupWindowAggregate"], samples=60,
+                                             interval=0.5, stop=sampling_done))
+
+        threading.Thread(target=sample, daemon=True).start()
     try:
         with C.progress() as progress:
             task = progress.add_task(f"[{label}] events in closed windows", total=n)
@@ -208,12 +228,16 @@ def run_job(base, events_topic: str, n: int, dims: str, timeout: float, label: s
                     })  # fmt: skip
                     st = C.flink_get(s, f"/jobs/{jid}")["state"]
                     failures = job_failures(s, jid)
+                    if heap and heap["used"] > 0.97 * heap["max"]:
+                        timeline[-1]["heap_full"] = True
                     if st != "RUNNING" or failures:
-                        state = f"job {st}; " + "; ".join(failures[:2])
+                        state = f"job {st} after {watcher.events:,} events windowed; " + "; ".join(failures[:2])
                         break
                 if now > deadline:
                     state = f"timed out after {timeout:.0f} s with {watcher.events:,}/{n:,} events windowed"
                     break
+        sampling_done.set()
+        time.sleep(1 if profile else 0)
         t_visible = watcher.last_seen
         pids = C.tree_pids(tm_pid) if tm_pid else []
         cpu_total = tm_cpu.sample()
@@ -221,6 +245,7 @@ def run_job(base, events_topic: str, n: int, dims: str, timeout: float, label: s
         k_cpu = kafka_cpu.sample()
         load_info = load.read()
         vertices = where_time_goes(s, jid, n) if state == "ok" else []
+        parse_calls = parse_calls_in_plan(s, jid)
     finally:
         watcher.close()
         with C.console.status(f"[{label}] cancelling {name} …"):
@@ -242,7 +267,8 @@ def run_job(base, events_topic: str, n: int, dims: str, timeout: float, label: s
         "events_per_cpu_s": round(n / cpu_total) if ok and cpu_total else None,
         "lag": {"max": max(lags) if lags else None, "final": lags[-1] if lags else None},
         "heap_mb_max": max((p["heap_mb"] or 0 for p in timeline), default=None),
-        "timeline": timeline, "vertices": vertices, "load": load_info,
+        "timeline": timeline, "vertices": vertices, "parse_event_calls_in_plan": parse_calls,
+        "source_thread_profile": profiled or None,  # thread prefix -> profile "load": load_info,
     }  # fmt: skip
 
 
@@ -253,13 +279,16 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="200 k events, one baseline repeat (< 2 min once the stack is up)")
     p.add_argument("--events", type=int, default=1_000_000)
-    p.add_argument("--event-rate", type=float, default=5_000.0,
+    p.add_argument("--event-rate", type=float, default=2_000.0,
                    help="events per second of EVENT time in the pre-produced data (sets how many events fall in a "
                         "10 s window: the job buffers a whole window per dimension in the TaskManager heap)")
     p.add_argument("--dims", default=f"{FULL_DIMS};all", help="';'-separated dimension sets to run")
     p.add_argument("--repeats", type=int, default=3, help="baseline drains")
     p.add_argument("--timeout", type=float, default=900.0, help="per job run")
     p.add_argument("--keep-stack", action="store_true")
+    p.add_argument("--profile", action="store_true",
+                   help="sample jstack of the TaskManager during each job run (perturbs the timing a little)")
+    p.add_argument("--tag", default="", help="results go to benchmarks/results/pipeline_throughput[-TAG].json")
     a = p.parse_args()
     if a.quick:
         a.events, a.repeats, a.dims = min(a.events, 200_000), 1, "all"
@@ -283,12 +312,19 @@ def main() -> None:
             runs = []
             for dims in dim_sets:
                 label = "dims-" + ("all" if dims == "all" else "4")
-                runs.append(run_job(base, src.topics.events, n, dims, a.timeout, label))
+                try:
+                    runs.append(run_job(base, src.topics.events, n, dims, a.timeout, label, a.profile))
+                except Exception as exc:  # noqa: BLE001 - keep the other runs
+                    runs.append({"label": label, "dims": dims, "state": f"failed: {type(exc).__name__}: {str(exc)[:300]}",
+                                 "events_per_s": None, "events_per_cpu_s": None, "lag": {"max": None, "final": None},
+                                 "heap_mb_max": None, "startup_s": None, "vertices": [], "timeline": []})
                 # a baseline drain right after each job run: ratios from neighbouring measurements
                 with C.console.status("baseline drain (after the job) …"):
                     baselines.append(drain(src.kafka_bootstrap, src.topics.events, total))
         finally:
             C.drop_topics(src)
+        if any(r["state"] != "ok" for r in runs):
+            C.fresh_taskmanager(base)
         load1 = C.load_snapshot()
 
     best_base = max(b["events_per_s"] for b in baselines)
@@ -326,12 +362,19 @@ def main() -> None:
             md += [f"### Where the time goes (dims={r['dims']}; Flink REST accumulated busy / back-pressured / idle)", "",
                    C.md_table(["vertex", "records in", "busy s", "back-pressured s", "idle s", "busy share"],
                               [[v["vertex"], v["records_in"], v["busy_s"], v["backpressured_s"], v["idle_s"], v["busy_share"]] for v in r["vertices"]]),
-                   "", f"CPU seconds during the run: {r['cpu_s']}", ""]  # fmt: skip
+                   "", f"CPU seconds during the run: {r['cpu_s']}; `parse_event(` occurrences in the optimized plan "
+                   f"(per record, per vertex): {r.get('parse_event_calls_in_plan')}", ""]  # fmt: skip
+            for thread, prof in (r.get("source_thread_profile") or {}).items():
+                md += [f"`{thread}…` task threads, {prof['samples']} jstack samples; of those where running: "
+                       + ", ".join(f"{k} {v:.0%}" for k, v in prof["share_of_runnable"].items())
+                       + f" (not runnable: {prof['share'].get('waiting (not runnable)', 0):.0%} of all samples)", ""]
         if r["timeline"]:
             pts = r["timeline"][:: max(1, len(r["timeline"]) // 12)]
             md += [f"Consumer lag (dims={r['dims']}; end offsets − offsets committed at checkpoints): "
-                   + ", ".join(f"{p['t_s']:.0f}s: {p['lag']:,}" for p in pts), ""]
-    C.write_results("pipeline_throughput", data, "\n".join(md))
+                   + ", ".join(f"{p['t_s']:.0f}s: {p['lag']:,}" for p in pts), "",
+                   f"TaskManager heap used (MB; dims={r['dims']}): "
+                   + ", ".join(f"{p['t_s']:.0f}s: {p['heap_mb']}" for p in pts), ""]
+    C.write_results("pipeline_throughput" + (f"-{a.tag}" if a.tag else ""), data, "\n".join(md))
 
 
 if __name__ == "__main__":

@@ -216,10 +216,12 @@ def main(argv: list[str] | None = None) -> None:
             yield record("hll", "user_id", start, start + window_ms, n, sketch.to_bytes(), now)
             yield record("count", "*", start, start + window_ms, n, b"", now)
 
+    # with_idleness() must come first: in PyFlink it returns a new strategy that silently drops a
+    # Python timestamp assigner set before it (the Kafka record timestamps would be used instead).
     watermarks = (
         WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(a.out_of_orderness_ms))
-        .with_timestamp_assigner(EventTime())
         .with_idleness(Duration.of_millis(a.idle_timeout_ms))
+        .with_timestamp_assigner(EventTime())
     )
     events = env.from_source(source, WatermarkStrategy.no_watermarks(), "events")
     (
