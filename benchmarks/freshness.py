@@ -55,7 +55,7 @@ class EventLatency(threading.Thread):
 
     def run(self) -> None:
         while not self.stop.is_set():
-            for m in self.c.consume(1_000, 0.2):
+            for m in self.c.consume(500, 0.005):  # short timeout: a batch wait would add latency
                 if m.error() is None and self.measuring:
                     now = time.time() * 1000
                     self.latencies.append(now - m.timestamp()[1])
@@ -97,6 +97,7 @@ def main() -> None:
     p.add_argument("--rate", type=float, default=2_000.0, help="generator events per second (the stack default)")
     p.add_argument("--dims", default="all,country,device,category")
     p.add_argument("--keep-stack", action="store_true")
+    p.add_argument("--tag", default="", help="results go to benchmarks/results/freshness[-TAG].json")
     a = p.parse_args()
     if a.quick:
         a.seconds = min(a.seconds, 50.0)
@@ -213,7 +214,7 @@ def main() -> None:
           f"ingest (serving consumer → Redis) {ours['breakdown_p50_ms']['ingest']} / {ours['breakdown_p99_ms']['ingest']}.", "",
           f"Machine: {load0['cpus']} CPUs, load average {load0['loadavg']} at start, {load_info['loadavg_end']} at end, "
           f"machine CPU busy {load_info['machine_cpu_busy']:.0%} during the run; other processes used {foreign} cores at start."]  # fmt: skip
-    C.write_results("freshness", result, "\n".join(md))
+    C.write_results("freshness" + (f"-{a.tag}" if a.tag else ""), result, "\n".join(md))
 
 
 if __name__ == "__main__":

@@ -36,6 +36,8 @@ import random
 import time
 import uuid
 
+from pathlib import Path
+
 import _common as C  # noqa: I001
 
 import numpy as np  # noqa: E402
@@ -310,6 +312,45 @@ async def drive(s, store: AggregateStore, t_end: int, item: str, rate: float, se
     return out
 
 
+def inprocess_profile(store: AggregateStore, t_end: int, item: str, n: int = 100) -> list[dict]:
+    """The same queries on serving's QueryService in this process (no HTTP), under cProfile:
+    time per answer, and the functions that take it (own time, share of the total)."""
+    import cProfile
+    import pstats
+
+    from serving.query import QueryService, RangeQuery
+
+    q = QueryService(store)
+    calls = {
+        "distinct": lambda rq, step: q.distinct("user_id", rq),
+        "top": lambda rq, step: q.top("item_id", rq, 10),
+        "quantiles": lambda rq, step: q.quantiles("price", rq, [0.5, 0.99]),
+        "frequency": lambda rq, step: q.frequency("item_id", item, rq),
+        "timeseries": lambda rq, step: q.timeseries("events", step, rq),
+        "samples": lambda rq, step: q.samples(100, rq),
+    }
+    out = []
+    for name, fn in calls.items():
+        for label, length in (("1h", HOUR), ("7d", 7 * DAY)):
+            step = 60 if length == HOUR else 3600
+            prof, times = cProfile.Profile(), []
+            for e in range_ends(t_end, n, sum(map(ord, name + label)) + 7):
+                rq = RangeQuery(e - length, e)
+                t0 = time.perf_counter()
+                prof.enable()
+                fn(rq, step)
+                prof.disable()
+                times.append((time.perf_counter() - t0) * 1000)
+            st = pstats.Stats(prof).stats
+            total = sum(v[2] for v in st.values()) or 1.0
+            top = sorted(st.items(), key=lambda kv: kv[1][2], reverse=True)[:6]
+            out.append({"route": name, "range": label, "p50_ms": round(C.percentile(times, 0.5), 2),
+                        "p99_ms": round(C.percentile(times, 0.99), 2),
+                        "top_own_time": [{"function": f"{Path(f).stem}:{fn_name}", "share": round(v[2] / total, 3)}
+                                         for (f, _, fn_name), v in top]})  # fmt: skip
+    return out
+
+
 # ---------------------------------------------------------------------------- main
 
 
@@ -321,6 +362,8 @@ def main() -> None:
     p.add_argument("--days", type=int, default=7)
     p.add_argument("--pool", type=int, default=6, help="distinct base windows of real sketches")
     p.add_argument("--keep-stack", action="store_true")
+    p.add_argument("--tag", default="", help="results go to benchmarks/results/query_latency[-TAG].json")
+    p.add_argument("--profile", action="store_true", help="also profile the queries in-process (cProfile, no HTTP)")
     a = p.parse_args()
     if a.quick:
         a.seconds, a.pool = min(a.seconds, 4.0), min(a.pool, 3)
@@ -337,6 +380,10 @@ def main() -> None:
         serving = stack.serving_part(s)
         try:
             filled = fill(store, t_end, a.days, a.pool)
+            profile = None
+            if a.profile:
+                with C.console.status("profiling the queries in-process (cProfile) …"):
+                    profile = inprocess_profile(store, t_end, filled["item"])
             with C.console.status("starting serving …"):
                 stack.start_part(serving)
             load = C.LoadMeter()
@@ -350,7 +397,7 @@ def main() -> None:
             C.drop_topics(s)
 
     data = {"benchmark": "query_latency", "quick": a.quick, "rate": a.rate, "seconds_per_phase": a.seconds,
-            "days": a.days, "target_p99_ms": TARGET_MS, "fill": filled, "results": results,
+            "days": a.days, "target_p99_ms": TARGET_MS, "fill": filled, "results": results, "inprocess_profile": profile,
             "machine": {"start": load0, "during": load_info, "foreign_cpu_cores_at_start": foreign}}  # fmt: skip
     rows = [[x["route"], x["range"], f"{x['windows_per_request']['mean']:.0f}", x["serial_service_ms"]["p50"], x["ours"]["p50_ms"], x["ours"]["p99_ms"],
              x["ours"]["errors"], x["baseline_mget"]["p50_ms"], x["baseline_mget"]["p99_ms"],
@@ -366,7 +413,12 @@ def main() -> None:
           f"through put_many + {filled['compacted_buckets']:,} buckets compacted; Redis {filled['redis_used_memory_mb']} MB.", "",
           f"Machine: {load0['cpus']} CPUs, load average {load0['loadavg']} at start, {load_info['loadavg_end']} at end, machine "
           f"CPU busy {load_info['machine_cpu_busy']:.0%} during the load; other processes used {foreign} cores at start."]  # fmt: skip
-    C.write_results("query_latency", data, "\n".join(md))
+    if profile:
+        md += ["", "### Where a query's time goes (QueryService in-process, cProfile, 100 queries each)", "",
+               C.md_table(["route", "range", "p50 ms", "p99 ms", "top functions by own time"],
+                          [[x["route"], x["range"], x["p50_ms"], x["p99_ms"],
+                            "; ".join(f"{f['function']} {f['share']:.0%}" for f in x["top_own_time"])] for x in profile])]
+    C.write_results("query_latency" + (f"-{a.tag}" if a.tag else ""), data, "\n".join(md))
 
 
 if __name__ == "__main__":
