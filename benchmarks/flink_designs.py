@@ -119,6 +119,7 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=2, help="rounds over all designs (interleaved); medians reported")
     p.add_argument("--timeout", type=float, default=900.0)
     p.add_argument("--keep-stack", action="store_true")
+    p.add_argument("--tag", default="", help="results go to benchmarks/results/flink_designs[-TAG].json")
     a = p.parse_args()
     designs = ["datastream (process mode)", "table dims=all", "table full"]
     if a.thread_mode:
@@ -189,7 +190,7 @@ def main() -> None:
           f"Machine: {load0['cpus']} CPUs, load average {load0['loadavg']} at start, {load1['loadavg']} at end; "
           f"other processes used {foreign} cores at start. Machine CPU busy per run: "
           + "; ".join(f"{x['design']} {', '.join(f'{b:.0%}' for b in x['machine_cpu_busy'] if b is not None)}" for x in summary)]  # fmt: skip
-    C.write_results("flink_designs", data, "\n".join(md))
+    C.write_results("flink_designs" + (f"-{a.tag}" if a.tag else ""), data, "\n".join(md))
 
 
 if __name__ == "__main__":

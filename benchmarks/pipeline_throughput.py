@@ -5,8 +5,9 @@
 2. Baseline: a plain confluent-kafka consumer drains that topic (assigned partitions, batches of
    10 k, touching every value): events/s, and the consumer's CPU seconds.
 3. Ours: the sketch job (adapters.local.jobs.submit with sketch_job_args) reads the same topic
-   with a fresh group id; the clock starts when the job and all its tasks are RUNNING (start-up
-   excluded) and stops at the processing time at which the last window was emitted (the newest
+   with a fresh group id, on a freshly restarted TaskManager; the clock starts when the last of
+   its tasks switched to RUNNING (Flink's subtask timestamps: start-up excluded) and stops at
+   the processing time at which the last window was emitted (the newest
    ``emitted_at`` of its aggregates, set by the UDAF when the window fires). Done when the
    per-window exact counts (``count`` records, dim ``all``) add up to N. Meanwhile, every second:
    consumer lag of the job's group (end offsets - offsets Flink committed on checkpoints), the
@@ -15,6 +16,10 @@
 4. The same with ``--dims all`` (one dimension instead of four): the cost of dimensions.
 
 Target (shared/DESIGN.md): >= 50,000 events/s with bounded lag; ratio ours/baseline >= 0.5.
+
+``--event-rate`` sets how dense the windows are (events per second of event time): the job keeps
+a whole window per dimension in the TaskManager heap, so 5,000 (50,000 per window) shows the
+memory limit. ``--profile`` samples ``jstack`` of the source and window-operator threads.
 
     TRIBUTARY_TEST_PORT_OFFSET=300 .venv/bin/python benchmarks/pipeline_throughput.py [--quick]
 """
@@ -268,7 +273,7 @@ def run_job(base, events_topic: str, n: int, dims: str, timeout: float, label: s
         "lag": {"max": max(lags) if lags else None, "final": lags[-1] if lags else None},
         "heap_mb_max": max((p["heap_mb"] or 0 for p in timeline), default=None),
         "timeline": timeline, "vertices": vertices, "parse_event_calls_in_plan": parse_calls,
-        "source_thread_profile": profiled or None,  # thread prefix -> profile "load": load_info,
+        "source_thread_profile": profiled or None, "load": load_info,  # profile: thread prefix -> shares
     }  # fmt: skip
 
 

@@ -356,7 +356,7 @@ def inprocess_profile(store: AggregateStore, t_end: int, item: str, n: int = 100
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="4 s per route and range (< 2 min once the stack is up)")
+    p.add_argument("--quick", action="store_true", help="3 s per route and range (< 2 min once the stack is up)")
     p.add_argument("--rate", type=float, default=200.0)
     p.add_argument("--seconds", type=float, default=20.0)
     p.add_argument("--days", type=int, default=7)
@@ -366,7 +366,7 @@ def main() -> None:
     p.add_argument("--profile", action="store_true", help="also profile the queries in-process (cProfile, no HTTP)")
     a = p.parse_args()
     if a.quick:
-        a.seconds, a.pool = min(a.seconds, 4.0), min(a.pool, 3)
+        a.seconds, a.pool = min(a.seconds, 3.0), min(a.pool, 3)
 
     import redis
 
