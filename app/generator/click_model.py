@@ -7,8 +7,12 @@ item's latent taste vectors. A model with user/item embeddings (a deep or factor
 model) can learn that term; a linear model only learns per-id biases. So a deep model beats
 a linear one on this stream, by a margin set by ``latent_weight``.
 
-After the drift point a second *regime* applies: the base rate moves by ``drift_shift``,
-segments' category tastes are reshuffled and item tastes are mostly re-drawn.
+After the drift point a second *regime* applies, a new season on a redesigned site: the base
+rate moves by ``drift_shift`` (default +0.4: more clicks), segments' category tastes flip (what a
+segment liked it now avoids), item quality and the device x category effects are mostly re-drawn
+and item taste vectors are mostly new. Position, dwell and hour effects stay. So a model trained
+before the drift is confidently wrong after it (its loss rises above what its own predictions
+expect), which is what :mod:`app.learners.drift` detects.
 
 >>> import numpy as np
 >>> from app.generator.catalog import Catalog
@@ -57,7 +61,7 @@ class ClickModel:
         *,
         base_logit: float = -2.9,
         latent_weight: float = 2.5,
-        drift_shift: float = -0.7,
+        drift_shift: float = 0.4,
     ) -> None:
         self.latent_weight = latent_weight
         self.item_category: list[int] = catalog.category_index.tolist()
@@ -80,9 +84,9 @@ class ClickModel:
         item_latent = rng.standard_normal((n_items, latent_dim)) / math.sqrt(latent_dim)
         self.regimes = [self._regime(rng, catalog, base_logit, quality, affinity, item_latent, -1.2)]
 
-        # Drift: base rate moves, tastes are reshuffled, item vectors mostly new.
-        quality2 = 0.5 * quality + 0.45 * rng.standard_normal(n_items)
-        affinity2 = affinity[:, rng.permutation(n_cat)]
+        # Drift: base rate moves, segment tastes flip, item quality and vectors mostly new.
+        quality2 = 0.2 * quality + 0.45 * rng.standard_normal(n_items)
+        affinity2 = -affinity
         item_latent2 = 0.4 * item_latent + 0.9 * rng.standard_normal((n_items, latent_dim)) / math.sqrt(latent_dim)
         self.regimes.append(
             self._regime(rng, catalog, base_logit + drift_shift, quality2, affinity2, item_latent2, -1.5)

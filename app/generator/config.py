@@ -49,7 +49,7 @@ class GeneratorConfig:
     latent_weight: float = 2.5  # weight of the user x item taste match: the deep model's edge
     drift_at: int | None = None  # message index from which the second regime applies
     drift_at_ms: int | None = None  # or event time (ms) from which it applies
-    drift_shift: float = -0.7  # change of the base logit at the drift point
+    drift_shift: float = 0.4  # change of the base logit at the drift point (tastes flip there too)
     # Faults
     malformed_rate: float = 0.0  # fraction of messages replaced by a malformed one
     malformed_kinds: tuple[str, ...] = MALFORMED_KINDS

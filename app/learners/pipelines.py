@@ -2,7 +2,14 @@
 
 Constructor parameters are configuration (river style); ``build`` forwards ``**params`` to the
 pipeline's factory, so ``build("logreg", lr=0.05)`` is a differently configured model of the
-same kind.
+same kind. Every pipeline is wrapped in :class:`~app.learners.adaptive.DriftAdaptive` (drift
+detection and recovery inside ``learn_one``, so river's own evaluation loop runs it too);
+``adapt=False`` gives the bare pipeline.
+
+The optimizer is AdaGrad: the features are mostly sparse one-hots (hashed user, item and crosses)
+seen a few times each, and AdaGrad gives each its own step size, large while a feature is new
+and shrinking as evidence accumulates (on the generator's stream it beats SGD at any single rate:
+``docs/online-learning.md``). The intercept keeps a constant rate, so it follows the click rate.
 
 >>> sorted(PIPELINES)
 ['fm', 'logreg']
@@ -17,6 +24,8 @@ same kind.
 True
 >>> build("fm", n_factors=4)["FMClassifier"].n_factors
 4
+>>> type(build("logreg", adapt=False)).__name__
+'Pipeline'
 >>> build("svm")
 Traceback (most recent call last):
 ...
@@ -29,48 +38,72 @@ from collections.abc import Callable
 
 from river import compose, facto, linear_model, optim
 
+from app.learners.adaptive import DriftAdaptive
+from app.learners.drift import DriftMonitor
 from app.learners.scaling import NumericStandardScaler
 
 __all__ = ["PIPELINES", "build", "logreg", "fm"]
 
 
-def logreg(lr: float = 0.01, l2: float = 0.0, intercept_lr: float | None = None) -> compose.Pipeline:
-    """Standard scaling of the numeric features, then logistic regression (SGD)."""
-    return compose.Pipeline(
+def _adaptive(pipeline: compose.Pipeline, adapt: bool, boost: float, drift_delta: float, drift_warmup: int):
+    if not adapt:
+        return pipeline
+    return DriftAdaptive(pipeline, DriftMonitor(delta=drift_delta, warmup=drift_warmup), boost=boost)
+
+
+def logreg(
+    lr: float = 0.2,
+    l2: float = 0.0,
+    intercept_lr: float = 0.01,
+    *,
+    adapt: bool = True,
+    boost: float = 0.1,
+    drift_delta: float = 0.002,
+    drift_warmup: int = 2_000,
+):
+    """Standard scaling of the numeric features, then logistic regression (AdaGrad)."""
+    pipeline = compose.Pipeline(
         NumericStandardScaler(),
-        linear_model.LogisticRegression(
-            optimizer=optim.SGD(lr), l2=l2, intercept_lr=lr if intercept_lr is None else intercept_lr
-        ),
+        linear_model.LogisticRegression(optimizer=optim.AdaGrad(lr), l2=l2, intercept_lr=intercept_lr),
     )
+    return _adaptive(pipeline, adapt, boost, drift_delta, drift_warmup)
 
 
 def fm(
     n_factors: int = 8,
-    lr: float = 0.01,
+    lr: float = 0.2,
+    latent_lr: float = 0.05,
     l2_weight: float = 0.0,
     l2_latent: float = 0.0,
+    intercept_lr: float = 0.01,
     seed: int = 42,
-) -> compose.Pipeline:
-    """Standard scaling, then a factorization machine (pairwise feature interactions)."""
-    return compose.Pipeline(
+    *,
+    adapt: bool = True,
+    boost: float = 0.1,
+    drift_delta: float = 0.002,
+    drift_warmup: int = 2_000,
+):
+    """Standard scaling, then a factorization machine (pairwise feature interactions, AdaGrad)."""
+    pipeline = compose.Pipeline(
         NumericStandardScaler(),
         facto.FMClassifier(
             n_factors=n_factors,
-            weight_optimizer=optim.SGD(lr),
-            latent_optimizer=optim.SGD(lr),
+            weight_optimizer=optim.AdaGrad(lr),
+            latent_optimizer=optim.AdaGrad(latent_lr),
             l2_weight=l2_weight,
             l2_latent=l2_latent,
-            intercept_lr=lr,
+            intercept_lr=intercept_lr,
             seed=seed,
         ),
     )
+    return _adaptive(pipeline, adapt, boost, drift_delta, drift_warmup)
 
 
-PIPELINES: dict[str, Callable[..., compose.Pipeline]] = {"logreg": logreg, "fm": fm}
+PIPELINES: dict[str, Callable[..., object]] = {"logreg": logreg, "fm": fm}
 
 
-def build(name: str, **params) -> compose.Pipeline:
-    """A fresh, untrained pipeline of the named kind, configured with ``params``."""
+def build(name: str, **params):
+    """A fresh, untrained model of the named kind, configured with ``params``."""
     try:
         factory = PIPELINES[name]
     except KeyError:

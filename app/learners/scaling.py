@@ -4,7 +4,8 @@ river's :class:`~river.preprocessing.StandardScaler` only sees a key when it is 
 one-hot indicator (always 1.0 when present) has mean 1 and variance 0 and is scaled to **0**:
 the model would never see categories. :class:`NumericStandardScaler` scales the numeric keys
 exactly as river does and passes indicator keys (those containing ``=``, see
-:mod:`app.features`) through unchanged.
+:mod:`app.features`) and the already-scaled keys of :data:`app.features.PRESCALED` (the hour of
+day: standardizing it would leak the label in example order) through unchanged.
 
 >>> from math import sqrt
 
@@ -17,6 +18,9 @@ from river import preprocessing
 {'device=mobile': 0.0, 'price': 1.0}
 >>> ours.transform_one({"device=mobile": 1.0, "price": 3.0})
 {'device=mobile': 1.0, 'price': 1.0}
+>>> ours.learn_one({"hour_sin": 0.5}); ours.learn_one({"hour_sin": 0.51})
+>>> ours.transform_one({"hour_sin": 0.51})
+{'hour_sin': 0.51}
 
 Keys that are not strings (river's own datasets) are numeric:
 
@@ -32,6 +36,8 @@ from math import sqrt
 
 from river import preprocessing
 
+from app.features import PRESCALED
+
 __all__ = ["NumericStandardScaler"]
 
 
@@ -40,14 +46,15 @@ class NumericStandardScaler(preprocessing.StandardScaler):
 
     def __init__(self, with_std: bool = True) -> None:
         super().__init__(with_std=with_std)
+        self._skip = PRESCALED
 
     def learn_one(self, x):
         self._learn_general(x)
 
     def _learn_general(self, x):
-        counts, means, vars_ = self.counts, self.means, self.vars
+        counts, means, vars_, skip = self.counts, self.means, self.vars, self._skip
         for i, xi in x.items():
-            if i.__class__ is str and "=" in i:
+            if i.__class__ is str and ("=" in i or i in skip):
                 continue
             counts[i] += 1
             old_mean = means[i]
@@ -57,11 +64,11 @@ class NumericStandardScaler(preprocessing.StandardScaler):
     def transform_one(self, x):
         if not self.with_std:
             return self._transform_general(x)
-        means, vars_ = self.means, self.vars
+        means, vars_, skip = self.means, self.vars, self._skip
         out = {}
         try:
             for i, xi in x.items():
-                if "=" in i:
+                if "=" in i or i in skip:
                     out[i] = xi
                 else:
                     v = vars_[i]
@@ -73,10 +80,10 @@ class NumericStandardScaler(preprocessing.StandardScaler):
         return out
 
     def _transform_general(self, x):
-        means, vars_, with_std = self.means, self.vars, self.with_std
+        means, vars_, with_std, skip = self.means, self.vars, self.with_std, self._skip
         out = {}
         for i, xi in x.items():
-            if i.__class__ is str and "=" in i:
+            if i.__class__ is str and ("=" in i or i in skip):
                 out[i] = xi
             elif with_std:
                 v = vars_[i]

@@ -28,10 +28,12 @@ def test_keys_are_indicators_or_numerics():
     assert indicators == {
         f"user={hash_bucket('user', 'u1')}", f"item={hash_bucket('item', 'i1')}",
         f"category={hash_bucket('category', 'books')}", "device=mobile", "country=US",
+        f"user_category={hash_bucket('user_category', 'u1|books')}",
+        f"device_category={hash_bucket('device_category', 'mobile|books')}",
     }  # fmt: skip
     assert all(x[k] == 1.0 for k in indicators)
     numerics = set(x) - indicators
-    assert numerics == {"log_price", "hour_sin", "hour_cos", "f:dwell", "f:rank", "user_recent", "item_recent"}
+    assert numerics == {"log_price", "hour_sin", "hour_cos", "f:dwell", "f:rank", "user_recent", "item_recent", "log_dwell"}
     assert all(isinstance(v, float) and math.isfinite(v) for v in x.values())
     assert x["log_price"] == pytest.approx(math.log1p(12.5))
     assert x["user_recent"] == pytest.approx(math.log1p(2))
@@ -115,3 +117,19 @@ def test_same_features_from_the_contract_record_and_from_raw_json():
         ex = Example.from_dict(row)
         assert features(orjson.loads(ex.to_json())) == features(row)
         assert features(ex.__dict__) == features(row)
+
+
+def test_position_and_dwell_get_log_transforms_and_a_per_device_position_slope():
+    x = features({"device": "tablet", "features": {"position": 4, "dwell": 2.0}})
+    assert x["log_position"] == x["log_position@tablet"] == pytest.approx(math.log(4))
+    assert x["log_dwell"] == pytest.approx(math.log(2.0))
+    assert "log_position@mobile" not in x
+    bad = features({"features": {"position": 0, "dwell": -1.0}})
+    assert "log_position" not in bad and "log_dwell" not in bad
+
+
+def test_features_use_impression_time_information_only():
+    """The label and when it became known never reach the features."""
+    row = {**IMPRESSION, "label": 1, "example_time": IMPRESSION["event_time"] + 4_000}
+    later = {**row, "label": 0, "example_time": IMPRESSION["event_time"] + 30_000}
+    assert features(row) == features(later) == features(IMPRESSION)

@@ -209,15 +209,22 @@ def test_drift_changes_the_click_rate():
     msgs = list(g.events(20_000))
     before = [m.p_click for m in msgs[:10_000] if m.p_click is not None]
     after = [m.p_click for m in msgs[10_000:] if m.p_click is not None]
-    assert np.mean(after) < 0.8 * np.mean(before)  # drift_shift < 0: fewer clicks
+    assert np.mean(after) > 1.15 * np.mean(before)  # drift_shift = +0.4: more clicks
     clicks_before = sum(m.event.event_type == "click" for m in msgs[1_000:10_000])
     clicks_after = sum(m.event.event_type == "click" for m in msgs[11_000:20_000])
-    assert clicks_after < clicks_before
+    assert clicks_after > clicks_before
+    # A shift the other way is a configuration away.
+    down = EventGenerator(**SMALL, drift_at=10_000, n_bots=0, drift_shift=-0.7)
+    p_down = [m.p_click for m in down.events(20_000) if m.p_click is not None]
+    assert np.mean(p_down[len(p_down) // 2 + 500 :]) < 0.8 * np.mean(p_down[: len(p_down) // 2 - 500])
     # The same (user, item, context) answers differently in the two regimes.
     cm = g.click_model
     p0 = [cm.probability(0, u, i, 1, 0, 1.0, 12.0) for u, i in zip(range(200), range(200))]
     p1 = [cm.probability(1, u, i, 1, 0, 1.0, 12.0) for u, i in zip(range(200), range(200))]
-    assert np.corrcoef(p0, p1)[0, 1] < 0.9
+    assert np.corrcoef(p0, p1)[0, 1] < 0.5
+    # Segments' category tastes flip: the static part of the logit is anti-correlated across regimes.
+    r0, r1 = np.array(cm.regimes[0].static), np.array(cm.regimes[1].static)
+    assert np.corrcoef((r0 - r0.mean(0)).ravel(), (r1 - r1.mean(0)).ravel())[0, 1] < -0.3
 
 
 def test_latent_taste_match_matters_beyond_per_id_biases():

@@ -13,7 +13,8 @@ from river import datasets, evaluate, metrics
 from app.features import features
 from app.learners.auc import BinnedROCAUC
 from app.learners.calibration import ExpectedCalibrationError
-from app.learners.drift import LossDriftMonitor
+from app.learners.adaptive import DriftAdaptive
+from app.learners.drift import DriftMonitor
 from app.learners.pipelines import PIPELINES, build
 from app.learners.prequential import Prequential, default_metrics
 from app.learners.synthetic import synthetic_examples
@@ -101,16 +102,82 @@ def test_drift_detected_after_an_abrupt_change_and_not_without_one(seed):
     assert drift_indices(None) == []
 
 
-def test_drift_monitor_ignores_a_falling_loss_by_default():
-    falling, both = LossDriftMonitor(grace_period=100), LossDriftMonitor(grace_period=100, increases_only=False)
-    rng = np.random.default_rng(0)
-    ev_f, ev_b = [], []
-    for i in range(6_000):
-        p = 0.2 if i < 3_000 else 0.9  # the model gets much better
-        y = bool(rng.random() < 0.9)
-        ev_f.append(falling.update(y, p, i))
-        ev_b.append(both.update(y, p, i))
-    assert not any(ev_f) and any(ev_b)
+def _monitor_events(monitor, rates, p, n_each=4_000, seed=0):
+    rng = np.random.default_rng(seed)
+    out = []
+    for k, q in enumerate(rates):
+        for i in range(n_each):
+            e = monitor.update(bool(rng.random() < q), p, k * n_each + i)
+            if e is not None:
+                out.append(e)
+    return out
+
+
+@pytest.mark.parametrize(("after", "direction"), [(0.2, "up"), (0.05, "down")])
+def test_drift_monitor_finds_a_click_rate_change_in_either_direction(after, direction):
+    """The model says 0.1 throughout; the true rate moves to ``after`` at 4,000."""
+    events = _monitor_events(DriftMonitor(warmup=500), [0.1, after], 0.1)
+    assert events, "no detection"
+    first = events[0]
+    assert 4_000 <= first.index < 6_000, first
+    assert first.direction == direction
+    assert first.signal in (("residual", "surprise") if direction == "up" else ("residual",))
+    assert all(e.index >= 4_000 for e in events)  # nothing before the change
+
+
+def test_drift_monitor_quiet_on_a_calibrated_model_and_during_warmup():
+    # Calibrated predictions at a constant rate: no detection in 20,000 examples.
+    assert _monitor_events(DriftMonitor(warmup=500), [0.1] * 5, 0.1, seed=3) == []
+    # A change inside the warm-up is not reported.
+    assert _monitor_events(DriftMonitor(warmup=20_000), [0.1, 0.4], 0.1) == []
+
+
+def test_drift_monitor_reports_a_stale_model_when_the_loss_falls():
+    """The concept flips and the click rate falls at once: the raw loss falls (fewer clicks),
+    yet the model is confidently wrong, and the surprise (loss minus the loss the model expects)
+    rises. A loss-only detector watching for increases cannot see this."""
+    rng = np.random.default_rng(5)
+    monitor, events, losses = DriftMonitor(warmup=500), [], []
+    for i in range(12_000):
+        a = bool(rng.random() < 0.5)  # a binary feature
+        p = 0.3 if a else 0.05  # what the model learned
+        q = (0.3 if a else 0.05) if i < 6_000 else (0.0 if a else 0.08)  # after: the feature flips, fewer clicks
+        y = bool(rng.random() < q)
+        losses.append(-math.log(p if y else 1 - p))
+        e = monitor.update(y, p, i)
+        if e is not None:
+            events.append(e)
+    assert np.mean(losses[6_000:]) < np.mean(losses[:6_000])  # the loss fell ...
+    assert events and 6_000 <= events[0].index < 7_500  # ... and the drift is found
+    assert events[0].signal in ("surprise", "residual")
+
+
+def test_drift_adaptive_is_reproduced_by_river_progressive_val_score():
+    """Detection and the recovery boost happen inside learn_one: river's own loop over the same
+    model gives the same metrics as our Prequential, and the same detections."""
+    raw = synthetic_examples(20_000, seed=1, drift_at=10_000)
+    rows = [(features(r), bool(r["label"])) for r in raw]
+    ours_model, theirs_model = build("logreg"), build("logreg")
+    ours = Prequential().run(ours_model, rows)
+    theirs = _river_values(rows, theirs_model, default_metrics())
+    assert list(ours.get().values()) == theirs
+    assert ours_model.boosts >= 1 and ours_model.boosts == theirs_model.boosts
+    assert ours_model.monitor.detections == theirs_model.monitor.detections
+    # ... and the boost is a real action: without it the weights differ.
+    plain = build("logreg", boost=1.0)
+    Prequential().run(plain, rows)
+    assert plain.monitor.detections >= 1
+    assert plain["LogisticRegression"].weights != ours_model["LogisticRegression"].weights
+
+
+def test_drift_boost_scales_adagrad_accumulators():
+    model = build("logreg", drift_warmup=0)
+    x = {"a=1": 1.0}
+    for _ in range(5):
+        model.learn_one(x, True)
+    g2 = model["LogisticRegression"].optimizer.g2["a=1"]
+    model._boost()
+    assert model["LogisticRegression"].optimizer.g2["a=1"] == pytest.approx(0.1 * g2)
 
 
 def test_binned_auc_close_to_exact_auc():

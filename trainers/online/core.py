@@ -26,7 +26,6 @@ import orjson
 
 from app.features import FEATURE_SPEC_VERSION, features
 from app.learners.artifact import Artifact, ArtifactError, sign
-from app.learners.drift import LossDriftMonitor
 from app.learners.pipelines import build
 from app.learners.prequential import Prequential
 
@@ -46,8 +45,10 @@ class LearnerCore:
         Which :mod:`app.learners.pipelines` pipeline, configured how.
     metrics_every_n
         Emit a prequential metrics record every this many learned examples.
-    drift_delta, drift_grace_period
-        :class:`~app.learners.drift.LossDriftMonitor` configuration.
+
+    Drift detection and recovery live in the model (:class:`~app.learners.adaptive.DriftAdaptive`,
+    configured by ``pipeline_params``), so they are in every snapshot and river's own loop over the
+    same model reproduces them; the core publishes each detection (``model.drift_event``).
     """
 
     def __init__(
@@ -57,8 +58,6 @@ class LearnerCore:
         pipeline_params: dict[str, Any] | None = None,
         *,
         metrics_every_n: int = 10_000,
-        drift_delta: float = 0.002,
-        drift_grace_period: int = 1_000,
     ) -> None:
         self.model_name = model_name
         self.pipeline_name = pipeline_name
@@ -66,7 +65,6 @@ class LearnerCore:
         self.metrics_every_n = metrics_every_n
         self.model = build(pipeline_name, **self.pipeline_params)
         self.prequential = Prequential()
-        self.drift = LossDriftMonitor(delta=drift_delta, grace_period=drift_grace_period)
         self.offsets: dict[int, int] = {}  # partition -> next offset to read
         self.watermark: int | None = None  # newest example_time learned (ms)
         self.malformed = 0
@@ -90,7 +88,7 @@ class LearnerCore:
         """Predict-then-learn every ``(partition, offset, value)`` record, in order.
 
         Returns the records to publish on ``metrics.v1``: a prequential metrics record every
-        ``metrics_every_n`` examples and a drift record on each detected increase of the loss.
+        ``metrics_every_n`` examples and a drift record on each drift the model detected.
         Malformed records are counted and skipped; their offsets still advance.
         """
         loads, feats = orjson.loads, features
@@ -98,7 +96,6 @@ class LearnerCore:
         predict, learn = model.predict_proba_one, model.learn_one
         preq = self.prequential
         score = preq.update
-        drift_update = self.drift.update
         offsets = self.offsets
         every = self.metrics_every_n
         wm = self.watermark if self.watermark is not None else -(1 << 62)
@@ -125,11 +122,11 @@ class LearnerCore:
                 wm = t
             p = predict(x)
             score(y, p)
-            event = drift_update(y, p.get(True, 0.0), preq.n - 1, wm)
+            learn(x, y)
+            event = getattr(model, "drift_event", None)
             if event is not None:
                 self.watermark = wm
-                out.append(self._record("drift", **event.to_dict()))
-            learn(x, y)
+                out.append(self._record("drift", **event.at(wm).to_dict()))
             if preq.n % every == 0:
                 self.watermark = wm
                 out.append(self.metrics_record())
@@ -145,15 +142,21 @@ class LearnerCore:
 
     def metrics_record(self) -> dict:
         return self._record(
-            "prequential", n=self.n, metrics=self.prequential.get(), watermark=self.watermark, malformed=self.malformed
+            "prequential", n=self.n, metrics=self.prequential.get(), watermark=self.watermark, malformed=self.malformed,
+            drift_detections=self.drift_detections,
         )
+
+    @property
+    def drift_detections(self) -> int:
+        """Drifts the model detected so far (0 for a model without a monitor)."""
+        monitor = getattr(self.model, "monitor", None)
+        return monitor.detections if monitor is not None else 0
 
     def snapshot(self, key: bytes, *, topic: str | None, created_at: int | None = None) -> bytes:
         """A signed artifact of the model and of everything needed to resume (next version)."""
         self.version += 1
         state = {
             "prequential": self.prequential,
-            "drift": self.drift,
             "malformed": self.malformed,
             "pipeline_params": self.pipeline_params,
             "metrics_every_n": self.metrics_every_n,
@@ -189,7 +192,6 @@ class LearnerCore:
         core = cls(model_name, pipeline_name, state.get("pipeline_params"), **config)
         core.model = artifact.model
         core.prequential = state["prequential"]
-        core.drift = state["drift"]
         core.malformed = state.get("malformed", 0)
         core.offsets = dict(h.kafka_offsets)
         core.watermark = h.trained_until_watermark
