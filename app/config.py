@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     # declared idle and its events turn late; too long and the last windows close late when
     # traffic stops on some partitions. 30 s was measured safe on 2 loaded cores.
     idle_timeout_ms: int = 30_000
+    # > 0: an event arriving after its window fired, but within this, re-emits the window with a
+    # higher revision (flink_jobs/late_revisions.py); later events go to late.v1 and are counted.
+    # Off by default: it keeps every window's records in join state for lateness + 10 minutes.
     allowed_lateness_ms: int = 0
     attribution_window_ms: int = 30_000
 

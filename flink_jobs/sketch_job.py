@@ -14,7 +14,7 @@ from pyflink.table import EnvironmentSettings, TableEnvironment
 from pyflink.table.expressions import col, lit
 from pyflink.table.window import Tumble
 
-from flink_jobs import sql, udafs
+from flink_jobs import late_revisions, sql, udafs
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[sql.JobConfig, str, str, str]:
@@ -47,7 +47,8 @@ def build(t_env: TableEnvironment, cfg: sql.JobConfig, late_topic: str) -> None:
     ws, count, emitted = udafs.window_start_udaf(cfg.window_seconds * 1000), udafs.count_udaf(), udafs.emitted_at_udaf()
     sketchers = {kind: udafs.sketch_udaf(kind) for kind in {k for k, _, _ in sql.SKETCHES}}
     selects = []
-    for dim in [d.strip() for d in cfg.dims.split(",") if d.strip()]:
+    dims = [d.strip() for d in cfg.dims.split(",") if d.strip()]
+    for dim in dims:
         keys = () if dim == "all" else (dim,)
         table = _windowed(t_env, "on_time_events", cfg, *keys).select(
             *([col(dim).alias("dim_value")] if keys else []),
@@ -73,15 +74,31 @@ def build(t_env: TableEnvironment, cfg: sql.JobConfig, late_topic: str) -> None:
     statements.add_insert_sql(sql.DLQ_INSERT)
     statements.add_insert_sql(sql.LATE_INSERT)
     statements.add_insert_sql(sql.late_counts_insert(cfg))
-    statements.add_insert_sql("INSERT INTO aggregates_sink " + "\nUNION ALL\n".join(selects))
+    if cfg.allowed_lateness_ms > 0:
+        _register_late_functions(t_env)
+        *views, insert = late_revisions.insert_sql(cfg, selects, dims)
+        for view in views:
+            t_env.execute_sql(view)
+        statements.add_insert_sql(insert)
+    else:
+        statements.add_insert_sql("INSERT INTO aggregates_sink " + "\nUNION ALL\n".join(selects))
     statements.execute()
+
+
+def _register_late_functions(t_env: TableEnvironment) -> None:
+    t_env.create_temporary_function("late_count", udafs.count_accumulator_udaf())
+    t_env.create_temporary_function("merge_sketches", udafs.merge_sketches_udf())
+    for kind in {k for k, _, _ in sql.SKETCHES}:
+        t_env.create_temporary_function(late_revisions.function_name(kind), udafs.sketch_accumulator_udaf(kind))
 
 
 def main(argv: list[str] | None = None) -> None:
     cfg, jars, name, late_topic = parse_args(argv)
     t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
     conf = t_env.get_config()
-    for key, value in sql.streaming_settings(name, jars, cfg.checkpoint_interval_ms, cfg.idle_timeout_ms).items():
+    for key, value in sql.streaming_settings(
+        name, jars, cfg.checkpoint_interval_ms, cfg.idle_timeout_ms, cfg.allowed_lateness_ms
+    ).items():
         conf.set(key, value)
     # Arrow batches: large bundles amortize the Python boundary; a time bound keeps latency low.
     conf.set("python.fn-execution.bundle.size", "100000")

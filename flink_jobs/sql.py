@@ -42,7 +42,9 @@ class JobConfig:
     dims: str = "all,country,device,category"
 
 
-def streaming_settings(name: str, jars: str, checkpoint_interval_ms: int, idle_timeout_ms: int) -> dict[str, str]:
+def streaming_settings(
+    name: str, jars: str, checkpoint_interval_ms: int, idle_timeout_ms: int, allowed_lateness_ms: int = 0
+) -> dict[str, str]:
     """The table configuration every Tributary job runs with.
 
     >>> streaming_settings("j", "", 2000, 30000)["table.exec.uid.generation"]
@@ -62,6 +64,11 @@ def streaming_settings(name: str, jars: str, checkpoint_interval_ms: int, idle_t
         # the label job kept several copies of its de-duplication state.
         "table.optimizer.reuse-optimize-block-with-digest-enabled": "true",
     }
+    if allowed_lateness_ms > 0:
+        # Re-fired windows reach the upsert sink as updates keyed by the record key; the sink's
+        # materializer would keep every version of every window forever, and readers keep the
+        # highest revision anyway (retractions become tombstones, which they skip).
+        settings["table.exec.sink.upsert-materialize"] = "NONE"
     if jars:
         settings["pipeline.jars"] = jars
     return settings
@@ -123,18 +130,20 @@ SELECT ev.event_id AS event_id, ev.event_type AS event_type, ev.event_time AS ev
 FROM parsed WHERE ev.reason IS NULL"""
 
 
-def late_condition(cfg: JobConfig) -> str:
+def late_condition(cfg: JobConfig, lateness_ms: int | None = None) -> str:
     """True for an event whose window has already fired (plus allowed lateness) when it arrives.
 
     Exactly the window operator's rule: a tumbling window [s, s+W) fires once the watermark
-    reaches s+W-1, so an event is late iff that instant (+ lateness) is at or before the
-    watermark seen with it. Evaluated on the JVM, so late events are split off and counted
-    instead of being dropped silently inside the window operator.
+    reaches s+W-1 and is dropped once it passes s+W-1+lateness, so an event is late iff that
+    instant is at or before the watermark seen with it. Evaluated on the JVM, so late events are
+    split off and counted instead of being dropped silently inside the window operator.
+    ``lateness_ms=0`` asks "has the window already fired?" (the event re-fires it if admitted).
     """
     w = cfg.window_seconds * 1000
+    lateness = cfg.allowed_lateness_ms if lateness_ms is None else lateness_ms
     return (
         "(CURRENT_WATERMARK(`rowtime`) IS NOT NULL AND "
-        f"TO_TIMESTAMP_LTZ(event_time - MOD(event_time, {w}) + {w - 1 + cfg.allowed_lateness_ms}, 3) "
+        f"TO_TIMESTAMP_LTZ(event_time - MOD(event_time, {w}) + {w - 1 + lateness}, 3) "
         "<= CURRENT_WATERMARK(`rowtime`))"
     )
 
@@ -143,7 +152,11 @@ def split_views(cfg: JobConfig) -> list[str]:
     w = cfg.window_seconds * 1000
     cond = late_condition(cfg)
     return [
-        f"CREATE TEMPORARY VIEW on_time_events AS SELECT * FROM valid_events WHERE NOT {cond}",
+        # On time: before its window fired. (Flink's Python window operators cannot fire late, see
+        # flink_jobs/late_revisions.py: events admitted by the allowed lateness take another path.)
+        f"CREATE TEMPORARY VIEW on_time_events AS SELECT * FROM valid_events WHERE NOT {late_condition(cfg, 0)}",
+        f"CREATE TEMPORARY VIEW admitted_late_events AS SELECT *, event_time - MOD(event_time, {w}) AS ws "
+        f"FROM valid_events WHERE {late_condition(cfg, 0)} AND NOT {cond}",
         f"CREATE TEMPORARY VIEW late_events AS SELECT *, event_time - MOD(event_time, {w}) AS ws "
         f"FROM valid_events WHERE {cond}",
         # Java-side explode of the features map: one row per numeric entry, so every feature
@@ -224,22 +237,28 @@ def sketch_column(kind: str, field: str) -> str:
     return f"s_{kind}_{field}".replace(".", "_").replace("*", "all")
 
 
-def unpivot_select(cfg: JobConfig, view: str, dim: str) -> str:
+#: Output names of a record row (RECORD_COLUMNS, then the sketch).
+RECORD_NAMES = "k, v, kind, field, dim, dim_value, window_start, window_end, events, late_events, revision, emitted_at, sketch"
+
+
+def unpivot_select(cfg: JobConfig, view: str, dim: str, revision: str = "0") -> str:
     """One row per (window, dim value) with many sketch columns -> one record per sketch."""
     w = cfg.window_seconds * 1000
     rows = ", ".join([*(f"ROW('{k}', '{f}', {sketch_column(k, f)})" for k, f, _ in SKETCHES), COUNT_ROW])
     dim_value = "''" if dim == "all" else "dim_value"
     return f"""
-SELECT CONCAT(t.kind, '|', t.field, '|', '{dim}', '|', {dim_value}, '|', CAST(ws AS STRING)), 1, t.kind, t.field,
-       '{dim}', {dim_value}, ws, ws + {w}, events, CAST(0 AS BIGINT), 0, emitted_at, t.sketch
+SELECT CONCAT(t.kind, '|', t.field, '|', '{dim}', '|', {dim_value}, '|', CAST(ws AS STRING)) AS k, 1 AS v, t.kind AS kind,
+       t.field AS field, '{dim}' AS dim, {dim_value} AS dim_value, ws AS window_start, ws + {w} AS window_end,
+       events, CAST(0 AS BIGINT) AS late_events, {revision} AS revision, emitted_at, t.sketch AS sketch
 FROM {view} CROSS JOIN UNNEST(ARRAY[{rows}]) AS t(kind, field, sketch)"""
 
 
 def features_select(cfg: JobConfig, view: str) -> str:
     w = cfg.window_seconds * 1000
     return f"""
-SELECT CONCAT('kll|features.', fkey, '|all||', CAST(ws AS STRING)), 1, 'kll', CONCAT('features.', fkey),
-       'all', '', ws, ws + {w}, events, CAST(0 AS BIGINT), 0, emitted_at, sketch
+SELECT CONCAT('kll|features.', fkey, '|all||', CAST(ws AS STRING)) AS k, 1 AS v, 'kll' AS kind,
+       CONCAT('features.', fkey) AS field, 'all' AS dim, '' AS dim_value, ws AS window_start, ws + {w} AS window_end,
+       events, CAST(0 AS BIGINT) AS late_events, 0 AS revision, emitted_at, sketch
 FROM {view}"""
 
 
@@ -269,17 +288,30 @@ FROM parsed WHERE ev.reason IS NOT NULL"""
 
 
 def aggregates_sink_ddl(cfg: JobConfig) -> str:
-    # Field names and JSON encoding are app.contracts.aggregates.AggregateRecord's
-    # (BYTES become base64 strings in Flink's JSON format, which from_json expects).
+    """Field names and JSON encoding are app.contracts.aggregates.AggregateRecord's (BYTES become
+    base64 strings in Flink's JSON format, which from_json expects).
+
+    With allowed lateness a window fires again, so the sink takes updates: upsert-kafka on the
+    record key, where the retraction of the earlier firing becomes a tombstone (readers skip
+    it) and the new firing, with a higher ``revision``, replaces the window downstream.
+    """
+    if cfg.allowed_lateness_ms > 0:
+        connector = f"""'connector' = 'upsert-kafka', 'properties.bootstrap.servers' = '{cfg.bootstrap}',
+  'topic' = '{cfg.aggregates_topic}',
+  'key.format' = 'raw',"""
+        key = ",\n  PRIMARY KEY (`k`) NOT ENFORCED"
+    else:
+        connector = f"""{_kafka_common(cfg)},
+  'topic' = '{cfg.aggregates_topic}',
+  'key.format' = 'raw',
+  'key.fields' = 'k',"""
+        key = ""
     return f"""
 CREATE TABLE aggregates_sink (
 {RECORD_COLUMNS}
-  `sketch` BYTES
+  `sketch` BYTES{key}
 ) WITH (
-  {_kafka_common(cfg)},
-  'topic' = '{cfg.aggregates_topic}',
-  'key.format' = 'raw',
-  'key.fields' = 'k',
+  {connector}
   'value.format' = 'json',
   'value.fields-include' = 'EXCEPT_KEY',
   {_sink_guarantee(cfg, "aggregates")}
