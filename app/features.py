@@ -16,10 +16,10 @@ The result is a sparse ``dict[str, float]``. Two kinds of keys, told apart by ``
   hidden segment shows through it) and ``"device_category=<bucket>"``, hashed like the ids;
 * **numerics** (``"log_price"``, ``"hour_sin"``, ``"hour_cos"``, ``"user_recent"``,
   ``"item_recent"``, ``"f:<name>"`` for each entry of the event's ``features`` object). Two
-  entries of ``features`` that every impression of a results list has get a log transform too,
-  since their effect is logarithmic: ``"log_position"`` (rank in the list, 1 = top) with its
-  per-device slope ``"log_position@<device>"`` (a small screen punishes low ranks more), and
-  ``"log_dwell"``. Numeric keys never contain ``=``, so a scaler can leave indicators alone
+  entries of ``features`` that every impression of a results list has are taken as logs
+  instead, since their effect is logarithmic: ``"log_position"`` (rank in the list, 1 = top)
+  with its per-device slope ``"log_position@<device>"`` (a small screen punishes low ranks
+  more), and ``"log_dwell"``; out of the log's range they stay ``"f:position"``/``"f:dwell"``. Numeric keys never contain ``=``, so a scaler can leave indicators alone
   (:class:`app.learners.scaling.NumericStandardScaler`).
 
 Every key depends only on what is known **at impression time** (never on ``label`` or
@@ -35,7 +35,7 @@ non-click's arrives a whole attribution window later (``docs/online-learning.md`
 >>> sorted(k for k in x if "=" in k)
 ['category=50', 'country=US', 'device=mobile', 'device_category=221', 'item=16110', 'user=8824', 'user_category=1525']
 >>> {k: round(v, 4) for k, v in sorted(x.items()) if "=" not in k}  # 13:33 UTC
-{'f:dwell': 1.5, 'hour_cos': -0.9182, 'hour_sin': -0.3961, 'item_recent': 0.0, 'log_dwell': 0.4055, 'log_price': 2.6027, 'user_recent': 1.3863}
+{'hour_cos': -0.9182, 'hour_sin': -0.3961, 'item_recent': 0.0, 'log_dwell': 0.4055, 'log_price': 2.6027, 'user_recent': 1.3863}
 
 Deterministic across processes and machines (no salted hash, no randomness):
 
@@ -191,10 +191,12 @@ def features(example: Mapping[str, Any], context: Mapping[str, Any] | None = Non
             x[key] = value
         v = x.get("f:position")
         if v is not None and v >= 1.0:
+            del x["f:position"]
             x["log_position"] = lp = log(v)
             x[_LOG_POSITION_KEYS.get(device, "log_position@other")] = lp
         v = x.get("f:dwell")
         if v is not None and v > 0.0:
+            del x["f:dwell"]
             x["log_dwell"] = log(v)
     ctx = context if context is not None else get("context")
     if ctx:

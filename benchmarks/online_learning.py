@@ -61,7 +61,9 @@ import orjson  # noqa: E402
 from river import evaluate, metrics  # noqa: E402
 
 from app.features import features  # noqa: E402
-from app.learners.drift import LossDriftMonitor, log_loss_one  # noqa: E402
+from river import drift as river_drift  # noqa: E402
+
+from app.learners.drift import log_loss_one  # noqa: E402
 from app.learners.pipelines import build  # noqa: E402
 from app.learners.prequential import default_metrics  # noqa: E402
 from app.learners.synthetic import synthetic_examples  # noqa: E402
@@ -282,34 +284,48 @@ def generator_stream(n: int, *, seed: int, rate: float, drift_frac: float, windo
 
 
 class _LossRecorder:
-    """Stands in for the learner's drift monitor: records each prediction's log loss, then delegates."""
+    """Stands in for the learner's model: records each prediction, then delegates everything."""
 
-    def __init__(self, monitor) -> None:
-        self.monitor = monitor
-        self.losses: list[float] = []
-        self.probabilities: list[float] = []
+    def __init__(self, model) -> None:
+        self.__dict__["model"] = model
+        self.__dict__["probabilities"] = []
 
-    def update(self, y_true, p_true, index, watermark=None):
-        self.losses.append(log_loss_one(y_true, p_true))
-        self.probabilities.append(p_true)
-        return self.monitor.update(y_true, p_true, index, watermark)
+    def predict_proba_one(self, x):
+        p = self.model.predict_proba_one(x)
+        self.probabilities.append(p.get(True, 0.0))
+        return p
 
     def __getattr__(self, name):
-        return getattr(self.monitor, name)
+        return getattr(self.model, name)
+
+
+class _TwoSidedLossAdwin:
+    """The diagnostic: ADWIN on the raw per-example loss, changes in either direction."""
+
+    def __init__(self) -> None:
+        self.adwin = river_drift.ADWIN(delta=0.002, grace_period=1000)
+
+    def update(self, y_true, p_true, index, watermark=None):
+        before = self.adwin.estimation
+        self.adwin.update(log_loss_one(y_true, p_true))
+        if not self.adwin.drift_detected:
+            return None
+        return {"index": index, "watermark": watermark, "before": before, "after": self.adwin.estimation}
 
 
 def learner_pass(pipeline: str, records: list, every: int = 10_000) -> dict:
     """The learner's own loop over the records: its metrics, drift records and per-example losses."""
     core = LearnerCore("bench", pipeline, metrics_every_n=every)
-    rec = _LossRecorder(core.drift)
-    core.drift = rec
+    rec = _LossRecorder(core.model)
+    core.model = rec
     t0 = time.perf_counter()
     out = core.process(records)
     secs = time.perf_counter() - t0
+    ys = [orjson.loads(v)["label"] == 1 for _, _, v in records]
     return {
         "metrics": core.prequential.get(),
         "drifts": [e for e in out if e["type"] == "drift"],
-        "losses": rec.losses,
+        "losses": [log_loss_one(y, p) for y, p in zip(ys, rec.probabilities)],
         "probabilities": rec.probabilities,
         "seconds": secs,
     }
@@ -364,7 +380,8 @@ def drift_report(rows: list[dict], losses: list[float], probabilities: list[floa
         return {
             "index": e["index"], "watermark": e["watermark"],
             "hours": None if e["watermark"] is None else round((e["watermark"] - BASE_MS) / MS_PER_HOUR, 3),
-            "adwin_loss_before": e["loss_before"], "adwin_loss_after": e["loss_after"], "recent_examples": k,
+            "signal": e["signal"], "direction": e["direction"], "adwin_before": e["before"],
+            "adwin_after": e["after"], "recent_examples": k,
             "hidden_model_before": _mean(oracle[bef]), "hidden_model_recent": _mean(oracle[rec]),
             "excess_before": _mean(a - b for a, b in zip(losses[bef], oracle[bef])),
             "excess_recent": _mean(a - b for a, b in zip(losses[rec], oracle[rec])),
@@ -372,15 +389,15 @@ def drift_report(rows: list[dict], losses: list[float], probabilities: list[floa
 
     dets = [detection(e) for e in drifts]
     out: dict = {"detections": dets}
-    # The learner's monitor reports increases of the loss only; a two-sided ADWIN on the same losses:
-    two = LossDriftMonitor(increases_only=False)
+    # The learner's monitor watches surprise and residual; a two-sided ADWIN on the raw losses:
+    two = _TwoSidedLossAdwin()
     two_sided = []
     for i, (p, r) in enumerate(zip(probabilities, rows)):
         e = two.update(r["label"] == 1, p, i, r["example_time"])
         if e is not None:
-            two_sided.append({"index": i, "watermark": e.watermark,
-                              "hours": round((e.watermark - BASE_MS) / MS_PER_HOUR, 3),
-                              "loss_before": e.loss_before, "loss_after": e.loss_after})  # fmt: skip
+            two_sided.append({"index": i, "watermark": e["watermark"],
+                              "hours": round((e["watermark"] - BASE_MS) / MS_PER_HOUR, 3),
+                              "loss_before": e["before"], "loss_after": e["after"]})  # fmt: skip
     out["two_sided_adwin_detections"] = two_sided
     if d is None:
         return out
@@ -642,7 +659,7 @@ def markdown(r: dict) -> str:
                      f"(river {sp['river_delayed_pvs_log_loss']:.6f}).")  # fmt: skip
         lines.append("")
     lines += ["## Drift", "",
-              "The learner's ADWIN (`LossDriftMonitor`, increases of the loss only) on its prequential loss; each "
+              "The learner's drift records (`DriftMonitor`: ADWIN on the surprise, loss minus the loss the model expects, and on the residual y - p; see `benchmarks/learning_curve.py` for the full report); each "
               "detection with the hidden model's loss and the model's excess over it, in ADWIN's recent part vs the "
               "same number of examples before (a rise of the hidden model's loss = the data got harder, e.g. the "
               "evening rise of the click rate; a rise of the excess = the model went stale). The two-sided ADWIN on "

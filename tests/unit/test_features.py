@@ -33,7 +33,7 @@ def test_keys_are_indicators_or_numerics():
     }  # fmt: skip
     assert all(x[k] == 1.0 for k in indicators)
     numerics = set(x) - indicators
-    assert numerics == {"log_price", "hour_sin", "hour_cos", "f:dwell", "f:rank", "user_recent", "item_recent", "log_dwell"}
+    assert numerics == {"log_price", "hour_sin", "hour_cos", "log_dwell", "f:rank", "user_recent", "item_recent"}
     assert all(isinstance(v, float) and math.isfinite(v) for v in x.values())
     assert x["log_price"] == pytest.approx(math.log1p(12.5))
     assert x["user_recent"] == pytest.approx(math.log1p(2))
@@ -124,8 +124,10 @@ def test_position_and_dwell_get_log_transforms_and_a_per_device_position_slope()
     assert x["log_position"] == x["log_position@tablet"] == pytest.approx(math.log(4))
     assert x["log_dwell"] == pytest.approx(math.log(2.0))
     assert "log_position@mobile" not in x
+    assert "f:position" not in x and "f:dwell" not in x  # the logs replace them
     bad = features({"features": {"position": 0, "dwell": -1.0}})
     assert "log_position" not in bad and "log_dwell" not in bad
+    assert bad["f:position"] == 0.0 and bad["f:dwell"] == -1.0
 
 
 def test_features_use_impression_time_information_only():
