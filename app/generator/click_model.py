@@ -9,8 +9,9 @@ a linear one on this stream, by a margin set by ``latent_weight``.
 
 After the drift point a second *regime* applies, a new season on a redesigned site: the base
 rate moves by ``drift_shift`` (default +0.4: more clicks), segments' category tastes flip (what a
-segment liked it now avoids), item quality and the device x category effects are mostly re-drawn
-and item taste vectors are mostly new. Position, dwell and hour effects stay. So a model trained
+segment liked it now avoids), item quality and the device x category effects are mostly re-drawn,
+item taste vectors are mostly new, and the position effect per device changes (a redesigned
+results page). Dwell and hour effects stay. So a model trained
 before the drift is confidently wrong after it (its loss rises above what its own predictions
 expect), which is what :mod:`app.learners.drift` detects.
 
@@ -50,6 +51,7 @@ class Regime:
     device_category: list[list[float]]  # [device][category]
     item_latent: list[tuple[float, ...]]
     purchase_base: float
+    position_bias: list[list[float]]  # [device][position]
 
 
 class ClickModel:
@@ -72,27 +74,31 @@ class ClickModel:
         n_items, n_cat, n_seg = len(catalog), len(CATEGORIES), len(SEGMENTS)
 
         # Mobile screens show fewer results: position matters more there (a device x position cross).
-        decay = {0: 0.75, 1: 0.45, 2: 0.6}
-        self.position_bias = [
-            [0.0] + [-decay[d] * math.log(k) for k in range(1, MAX_POSITION + 1)] for d in range(len(DEVICES))
+        # After the drift the redesigned site turns that around: a bigger mobile page (position
+        # matters less there), a denser desktop page (more).
+        decays = ({0: 0.75, 1: 0.45, 2: 0.6}, {0: 0.2, 1: 0.9, 2: 0.3})
+        position_bias = [
+            [[0.0] + [-decay[d] * math.log(k) for k in range(1, MAX_POSITION + 1)] for d in range(len(DEVICES))]
+            for decay in decays
         ]
+        self.position_bias = position_bias[0]
         self.dwell_weight = 0.35  # longer looks at the list, more clicks
         self.hour_weight = 0.3  # evenings click more
 
         quality = 0.5 * rng.standard_normal(n_items)
         affinity = 0.8 * rng.standard_normal((n_seg, n_cat))
         item_latent = rng.standard_normal((n_items, latent_dim)) / math.sqrt(latent_dim)
-        self.regimes = [self._regime(rng, catalog, base_logit, quality, affinity, item_latent, -1.2)]
+        self.regimes = [self._regime(rng, catalog, base_logit, quality, affinity, item_latent, -1.2, position_bias[0])]
 
         # Drift: base rate moves, segment tastes flip, item quality and vectors mostly new.
         quality2 = 0.2 * quality + 0.45 * rng.standard_normal(n_items)
         affinity2 = -affinity
         item_latent2 = 0.4 * item_latent + 0.9 * rng.standard_normal((n_items, latent_dim)) / math.sqrt(latent_dim)
         self.regimes.append(
-            self._regime(rng, catalog, base_logit + drift_shift, quality2, affinity2, item_latent2, -1.5)
+            self._regime(rng, catalog, base_logit + drift_shift, quality2, affinity2, item_latent2, -1.5, position_bias[1])
         )
 
-    def _regime(self, rng, catalog, base, quality, affinity, item_latent, purchase_base) -> Regime:
+    def _regime(self, rng, catalog, base, quality, affinity, item_latent, purchase_base, position_bias) -> Regime:
         sens = np.array([s.price_sensitivity for s in SEGMENTS])
         cat = catalog.category_index
         static = base + affinity[:, cat] + sens[:, None] * catalog.log_price_ratio[None, :] + quality[None, :]
@@ -102,6 +108,7 @@ class ClickModel:
             device_category=device_category.tolist(),
             item_latent=[tuple(r) for r in item_latent.tolist()],
             purchase_base=purchase_base,
+            position_bias=position_bias,
         )
 
     def hour_term(self, hour: float) -> float:
@@ -120,7 +127,7 @@ class ClickModel:
         return (
             r.static[self.user_segment[user]][item]
             + r.device_category[device][self.item_category[item]]
-            + self.position_bias[device][position]
+            + r.position_bias[device][position]
             + self.dwell_weight * log_dwell
             + hour_term
             + self.latent_weight * sum(map(mul, self.user_latent[user], r.item_latent[item]))

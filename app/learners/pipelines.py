@@ -79,7 +79,7 @@ def logreg(
     *,
     adapt: bool = True,
     boost: float = 0.1,
-    drift_delta: float = 0.002,
+    drift_delta: float = 0.01,
     drift_warmup: int = 2_000,
 ):
     """Standard scaling of the numeric features, then logistic regression (AdaGrad)."""
@@ -101,7 +101,7 @@ def fm(
     *,
     adapt: bool = True,
     boost: float = 0.1,
-    drift_delta: float = 0.002,
+    drift_delta: float = 0.01,
     drift_warmup: int = 2_000,
 ):
     """Standard scaling, then a factorization machine (pairwise feature interactions, AdaGrad)."""

@@ -214,7 +214,7 @@ def test_drift_changes_the_click_rate():
     clicks_after = sum(m.event.event_type == "click" for m in msgs[11_000:20_000])
     assert clicks_after > clicks_before
     # A shift the other way is a configuration away.
-    down = EventGenerator(**SMALL, drift_at=10_000, n_bots=0, drift_shift=-0.7)
+    down = EventGenerator(**SMALL, drift_at=10_000, n_bots=0, drift_shift=-1.2)
     p_down = [m.p_click for m in down.events(20_000) if m.p_click is not None]
     assert np.mean(p_down[len(p_down) // 2 + 500 :]) < 0.8 * np.mean(p_down[: len(p_down) // 2 - 500])
     # The same (user, item, context) answers differently in the two regimes.
