@@ -59,6 +59,41 @@ for i, k in ipairs(KEYS) do out[i] = redis.call('GETRANGE', k, 0, ARGV[1]) end
 return out
 """
 
+#: Serving's read: the header of every key after KEYS[1] (the dirty set), up to and including its
+#: last '|' (``T1|rev|events|late|newest|emitted|nbase|mask|``; '' when missing), joined by
+#: newlines into one reply; and, when ARGV[3] is '1', the dirty marks of the roll-up keys among
+#: them (pairs of the key's index among them, from 0, and its mark), read with one ZMSCORE.
+#: ARGV[1]: where the member name starts in a key (after the prefix and 'w'); ARGV[2]: the base
+#: level's member prefix (``10|``), never marked dirty; ARGV[4]: HEADER_MAX.
+HEADS = """
+local heads, members, at, dirty = {}, {}, {}, {}
+local off, base, check, hmax = tonumber(ARGV[1]), ARGV[2], ARGV[3] == '1', tonumber(ARGV[4])
+for i = 2, #KEYS do
+  local k = KEYS[i]
+  local v = redis.call('GETRANGE', k, 0, hmax)
+  if v == '' then
+    heads[i - 1] = ''
+  else
+    heads[i - 1] = string.match(v, '^T1|[^|]*|[^|]*|[^|]*|[^|]*|[^|]*|[^|]*|[^|]*|') or '?'
+  end
+  if check then
+    local m = string.sub(k, off)
+    if string.sub(m, 1, #base) ~= base then
+      members[#members + 1] = m
+      at[#members] = i - 2
+    end
+  end
+end
+for lo = 1, #members, 1000 do  -- unpack() takes a few thousand values at most
+  local hi = math.min(lo + 999, #members)
+  local scores = redis.call('ZMSCORE', KEYS[1], unpack(members, lo, hi))
+  for j = lo, hi do
+    if scores[j - lo + 1] then dirty[#dirty + 1] = at[j]; dirty[#dirty + 1] = scores[j - lo + 1] end
+  end
+end
+return {table.concat(heads, '\\n'), dirty}
+"""
+
 
 @dataclass(frozen=True)
 class StoredWindow:

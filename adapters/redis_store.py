@@ -28,6 +28,7 @@ from redis.exceptions import NoScriptError
 from adapters.redis_layout import (
     HEADER_MAX,
     HEADERS,
+    HEADS,
     PUT,
     REFRESH,
     StoredWindow,
@@ -71,6 +72,7 @@ class AggregateStore:
         self._put = redis_client.register_script(PUT)
         self._refresh_script = redis_client.register_script(REFRESH)
         self._headers = redis_client.register_script(HEADERS)
+        self._heads = redis_client.register_script(HEADS)
         self.stale_rollups = 0  # re-merges that could not see every child (expired) and only added
         self._hw: tuple[int, float] = (0, float("-inf"))  # newest window end, when last read
 
@@ -204,7 +206,7 @@ class AggregateStore:
             fetched = pipe.execute()
             pipe = self.r.pipeline(transaction=False)
             for (series, win, version), values in zip(batch, fetched):
-                blob = self._remerge(win, cw, values)
+                blob = self._remerge(win, cw, values, int(version))
                 ttl, trim, idx_ttl = self._ttl_args(win.width, win.end, ref)
                 self._refresh_script(
                     keys=[self.key(win.width, series, win.start), self.dirty_key, self.index_key(win.width, series)],
@@ -215,7 +217,9 @@ class AggregateStore:
             written += sum(1 for x in pipe.execute() if x)
         return written
 
-    def _remerge(self, win: Window, cw: int, values: list[bytes | None]) -> bytes:
+    def _remerge(self, win: Window, cw: int, values: list[bytes | None], revision: int = 0) -> bytes:
+        """The bucket re-merged from its children; its revision is the number of the dirty mark it
+        answers, so every re-merge after a change gets a new header (readers cache by header)."""
         old = StoredWindow.from_bytes(values[0], win) if values[0] else None
         kids = {i: StoredWindow.from_bytes(v, Window(win.start + i * cw, cw))
                 for i, v in enumerate(values[1:]) if v}
@@ -232,7 +236,7 @@ class AggregateStore:
             return b""
         merged = merge_sketches(p.sketch for p in parts)
         return StoredWindow(
-            win.start, win.end, 0, sum(p.events for p in parts), sum(p.late_events for p in parts),
+            win.start, win.end, revision, sum(p.events for p in parts), sum(p.late_events for p in parts),
             max(p.newest_end for p in parts), max(p.emitted_at for p in parts),
             sum(p.base_windows for p in parts), mask, merged.to_bytes() if merged is not None else b"",
         ).to_bytes()
@@ -275,10 +279,28 @@ class AggregateStore:
             coarse = []  # read again, without re-checking
         return [StoredWindow.from_bytes(v, w, header_only=not sketches) if v else None for w, v in zip(wins, values)]
 
-    def sketches(self, series: str, wins: Sequence[StoredWindow]) -> list[bytes | None]:
-        """The sketch bytes of windows (None where one has expired meanwhile)."""
-        values = self.r.mget([self.key(w.end - w.start, series, w.start) for w in wins]) if wins else []
-        return [v.split(b"|", 8)[8] if v else None for v in values]
+    def heads(self, series: Sequence[str], wins: Sequence[Window]) -> list[list[bytes]]:
+        """Per series, the header of each of ``wins`` (``b""`` where missing), in one round trip
+        (see ``HEADS``); dirty roll-up buckets among them are re-merged first. Equal headers mean
+        equal values: a re-emitted window has a higher revision, a re-merged bucket the number of
+        the dirty mark it cleared."""
+        keys = [self.key(w.width, s, w.start) for s in series for w in wins]
+        if not keys:
+            return [[] for _ in series]
+        off, base = len(self.p) + 2, f"{self.base_ms // 1000}|"
+        for attempt in range(3):
+            blob, dirty = self._heads(keys=[self.dirty_key, *keys], args=[off, base, "1" if attempt < 2 else "0", HEADER_MAX])
+            if not dirty:
+                break
+            marks = [(series[i // len(wins)], wins[i % len(wins)], float(v))
+                     for i, v in zip(dirty[::2], dirty[1::2])]
+            self._refresh(self._with_dirty_children(marks))
+        heads = blob.split(b"\n")
+        return [heads[i * len(wins):(i + 1) * len(wins)] for i in range(len(series))]
+
+    def values(self, series: str, wins: Sequence[Window]) -> list[bytes | None]:
+        """The whole stored values (header and sketch) of windows, in one MGET."""
+        return self.r.mget([self.key(w.width, series, w.start) for w in wins]) if wins else []
 
     def _with_dirty_children(self, dirty: list[tuple[str, Window, float]]) -> list[tuple[str, Window, float]]:
         todo, frontier = list(dirty), [d for d in dirty if self.level[d[1].width] >= 2]
