@@ -1,9 +1,11 @@
 """Answers to aggregate queries: merge the stored windows of a range and report estimate, bounds, freshness.
 
-Framework-free (routes stay thin). Two in-process caches keep per-request work small: answers per
-query, keyed by the cover and validated by a fingerprint of every window's header (so a re-emitted
-or newly rolled-up window changes the answer at once), and decoded window sketches (read-only; a
-merge always accumulates into a freshly decoded copy).
+Framework-free (routes stay thin). One Redis round trip reads the heads of the cover's windows
+and of the late-event series (re-merging dirty roll-ups first, see ``AggregateStore.heads``);
+then two in-process caches keep the work small: answers per query, valid while every window's
+head is unchanged (so a re-emitted or re-merged window changes the answer at once), and decoded
+window sketches keyed by their heads (:mod:`serving.reads`; read-only: a merge always
+accumulates into a fresh copy). Only sketches not cached are fetched, in one MGET.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from typing import Any
 
 import orjson
 
-from adapters.redis_store import AggregateStore, StoredWindow, WindowSet
-from app.sketches import ReservoirSample, decode_sketch
-from app.windows import Window, plan_cover, steps
+from adapters.redis_store import AggregateStore, series_id
+from app.sketches import ReservoirSample
+from app.windows import Cover, Window, steps
+from serving.reads import Changed, Covers, Found, SketchCache, merge_parts, parse_heads, window_sketches
 
 log = logging.getLogger(__name__)
 
@@ -70,15 +73,15 @@ class QueryService:
         *,
         clock: Callable[[], float] = time.time,
         cache_size: int = 512,
-        sketch_cache_bytes: int = 64 << 20,
+        sketch_cache_bytes: int = 128 << 20,
     ) -> None:
         self.store = store
         self.clock = clock
-        self._cache: OrderedDict[tuple, tuple[tuple, dict]] = OrderedDict()  # query -> answer
+        self._cache: OrderedDict[tuple, tuple[tuple, dict]] = OrderedDict()  # query -> (heads, answer)
         self._cache_size = cache_size
-        self._sketches: OrderedDict[tuple, Any] = OrderedDict()  # window -> decoded sketch (read-only)
-        self._sizes: dict[tuple, int] = {}
-        self._sketch_bytes, self._sketch_budget = 0, sketch_cache_bytes
+        self.sketches = SketchCache(sketch_cache_bytes)  # (series, window, head) -> decoded sketch
+        self.covers = Covers(store)
+        self._late_id = series_id(*LATE_SERIES)
         self._lock = threading.Lock()
 
     # -- plumbing -----------------------------------------------------------------------------
@@ -99,106 +102,77 @@ class QueryService:
         if rq.end - rq.start > self.max_range_ms:
             raise QueryError(f"range longer than the retention ({self.max_range_ms // 86_400_000} days)")
 
-    def _merged(self, kind: str, field: str, rq: RangeQuery, params: tuple, answer: Callable[[Any], dict],
-                accumulator: Callable[[], Any] | None = None) -> dict:
-        """Fetch the cover's headers, and compute (or reuse) ``answer(merged sketch)`` plus the common fields."""
+    def _cover(self, rq: RangeQuery) -> Cover:
         self.check_range(rq)
-        try:
-            ws = self.store.windows(kind, field, rq.dim, rq.dim_value, rq.start, rq.end, sketches=False,
-                                    max_windows=MAX_WINDOWS)
-        except ValueError as exc:
-            raise QueryError(str(exc)) from None
-        fingerprint = tuple(_header(w) for w in ws.windows)
-        key = (kind, field, rq.dim, rq.dim_value, ws.start, ws.end, params)
-        with self._lock:
-            hit = self._cache.get(key)
+        cover = self.covers(rq.start, rq.end)
+        if len(cover.windows) > MAX_WINDOWS:
+            raise QueryError(f"the range needs {len(cover.windows)} windows (at most {MAX_WINDOWS}); narrow it")
+        return cover
+
+    def _merged(self, kind: str, field: str, rq: RangeQuery, params: tuple, answer: Callable[[Any], dict],
+                merge_all: Callable[[list], Any] | None = None) -> dict:
+        """Read the cover's heads, and compute (or reuse) ``answer(merged sketch)`` plus the common fields."""
+        cover = self._cover(rq)
+        series = series_id(kind, field, rq.dim, rq.dim_value)
+        key = (series, cover.start, cover.end, params)
+        for attempt in range(3):
+            heads, late = self.store.heads([series, self._late_id], cover.windows)
+            fingerprint = tuple(heads)
+            with self._lock:
+                hit = self._cache.get(key)
+                if hit is not None and hit[0] == fingerprint:
+                    self._cache.move_to_end(key)
             if hit is not None and hit[0] == fingerprint:
-                self._cache.move_to_end(key)
-        if hit is not None and hit[0] == fingerprint:
-            body = hit[1]
-        else:
-            sketch = self._merge("|".join((kind, field, rq.dim, rq.dim_value)), ws.windows, accumulator)
+                body = hit[1]
+                break
+            try:
+                found = parse_heads(cover.windows, heads)
+            except ValueError as exc:
+                raise QueryError(str(exc)) from None
+            try:  # the first two attempts insist that every sketch is the one its head described
+                parts = window_sketches(self.store, self.sketches, series, found, strict=attempt < 2)
+            except Changed:
+                continue
+            sketch = merge_parts(parts, series, merge_all)
             body = answer(sketch)
             body["sketch"] = {"type": kind, "params": sketch.params if sketch is not None else {}}
-            body.update(self._common(ws))
-            with self._lock:
-                self._cache[key] = (fingerprint, body)
-                if len(self._cache) > self._cache_size:
-                    self._cache.popitem(last=False)
-        return self._finish(body, field, rq, ws)
+            body.update(self._common(cover, found))
+            if attempt < 2:
+                with self._lock:
+                    self._cache[key] = (fingerprint, body)
+                    if len(self._cache) > self._cache_size:
+                        self._cache.popitem(last=False)
+            break
+        return self._finish(body, field, rq, self._late_events(cover.windows, late))
 
-    def _merge(self, series: str, windows: Sequence[StoredWindow], accumulator: Callable[[], Any] | None):
-        """Merge into a fresh sketch (``accumulator()``, else a new decode of the first window); the
-        other windows come from the decoded-sketch cache, and only the missing ones from Redis."""
-        keys = [(series, w.start, w.end, _header(w)) for w in windows]
-        with self._lock:
-            parts = [self._sketches.get(k) for k in keys]
-            for k, p in zip(keys, parts):
-                if p is not None:
-                    self._sketches.move_to_end(k)
-        fetch = [i for i, p in enumerate(parts) if p is None or (i == 0 and accumulator is None)]
-        acc = accumulator() if accumulator is not None else None
-        for i, blob in zip(fetch, self.store.sketches(series, [windows[i] for i in fetch])):
-            if not blob:
-                continue
-            try:
-                if acc is None and i == 0:
-                    acc = decode_sketch(blob)  # the accumulator is mutated: never a cached object
-                if parts[i] is None:
-                    parts[i] = self._remember(keys[i], decode_sketch(blob), len(blob))
-            except ValueError as exc:
-                log.warning("skipping an undecodable window %s@%s: %s", series, windows[i].start, exc)
-        for i, part in enumerate(parts):
-            if part is None or (i == 0 and accumulator is None):
-                continue
-            try:
-                if acc is None:
-                    acc = decode_sketch(part.to_bytes())
-                else:
-                    acc.merge(part)
-            except Exception as exc:  # noqa: BLE001 - one bad window must not break the answer
-                log.warning("skipping an unmergeable window %s@%s: %s", series, windows[i].start, exc)
-        return acc
-
-    def _remember(self, key: tuple, sketch: Any, size: int) -> Any:
-        with self._lock:
-            if key not in self._sketches:
-                self._sketches[key] = sketch
-                self._sizes[key] = size
-                self._sketch_bytes += size
-            while self._sketch_bytes > self._sketch_budget and self._sketches:
-                old, _ = self._sketches.popitem(last=False)
-                self._sketch_bytes -= self._sizes.pop(old)
-        return sketch
-
-    def _common(self, ws: WindowSet) -> dict:
+    def _common(self, cover: Cover, found: Sequence[Found]) -> dict:
         widths: dict[str, int] = {}
-        for w in ws.windows:
-            k = str((w.end - w.start) // 1000)
+        for f in found:
+            k = str(f.window.width // 1000)
             widths[k] = widths.get(k, 0) + 1
         return {
-            "windows": len(ws.windows),
-            "windows_planned": ws.planned,
-            "base_windows": sum(w.base_windows for w in ws.windows),
+            "windows": len(found),
+            "windows_planned": len(cover.windows),
+            "base_windows": sum(f.base_windows for f in found),
             "resolutions": widths,
             "window_seconds": self.window_seconds,
-            "events": sum(w.events for w in ws.windows),
-            "late_events": sum(w.late_events for w in ws.windows),
-            "covered": {"start": ws.start, "end": ws.end},
-            "_newest": max((w.newest_end for w in ws.windows), default=None),
+            "events": sum(f.events for f in found),
+            "late_events": sum(f.late_events for f in found),
+            "covered": {"start": cover.start, "end": cover.end},
+            "_newest": max((f.newest_end for f in found), default=None),
         }
 
-    def _late_events(self, start: int, end: int) -> int:
-        """Late events are counted per window for all events (one extra header fetch)."""
+    @staticmethod
+    def _late_events(wins: Sequence[Window], heads: Sequence[bytes]) -> int:
+        """Late events are counted per window for all events (read with the cover's heads)."""
         try:
-            late = self.store.windows(*LATE_SERIES, start, end, sketches=False, max_windows=MAX_WINDOWS)
+            return sum(f.late_events for f in parse_heads(wins, heads))
         except ValueError:
             return 0
-        return sum(w.late_events for w in late.windows)
 
-    def _finish(self, body: dict, field: str, rq: RangeQuery, ws: WindowSet) -> dict:
+    def _finish(self, body: dict, field: str, rq: RangeQuery, late: int) -> dict:
         out = {k: v for k, v in body.items() if k != "_newest"}
-        out["late_events"] = out.get("late_events", 0) + self._late_events(ws.start, ws.end)
+        out["late_events"] = out.get("late_events", 0) + late
         newest = body["_newest"]
         out["freshness_ms"] = None if newest is None else max(0, self.now_ms() - newest)
         out.update(field=field, start=rq.start, end=rq.end,
@@ -265,8 +239,15 @@ class QueryService:
             return {"estimate": items, "lower_bound": None, "upper_bound": None, "confidence": None,
                     "sample_size": len(items), "population": 0 if sk is None else sk.n_seen}
 
-        # An empty k=n reservoir as the accumulator: each merge then draws only n items.
-        return self._merged(*SAMPLE_SERIES, rq, ("s", n), answer, accumulator=lambda: ReservoirSample(k=n))
+        def merge_all(parts: list) -> ReservoirSample:
+            # An empty k=n reservoir first: the union keeps n items, drawn in one multivariate
+            # hypergeometric step over all windows (the same distribution as merging one by one).
+            bad = sum(1 for p in parts if not isinstance(p, ReservoirSample))
+            if bad:
+                log.warning("skipping %d windows of %s that are not reservoir samples", bad, SAMPLE_SERIES)
+            return ReservoirSample.merge_many([ReservoirSample(k=n), *(p for p in parts if isinstance(p, ReservoirSample))])
+
+        return self._merged(*SAMPLE_SERIES, rq, ("s", n), answer, merge_all=merge_all)
 
     def timeseries(self, metric: str, step_s: int, rq: RangeQuery) -> dict:
         """Exact events (or late events) per step; a step whose windows have expired is null."""
@@ -282,25 +263,28 @@ class QueryService:
         avail = self.store.available_from(self.store.reference_ms())
         plans: list[tuple[Window, Sequence[Window] | None]] = []
         for p in points:
-            c = plan_cover(p.start, p.end, self.store.widths, avail)
+            c = self.covers(p.start, p.end, avail)
             plans.append((p, c.windows if (c.start, c.end) == (p.start, p.end) else None))
         wanted = [w for _, ws in plans if ws for w in ws]
         if len(wanted) > MAX_WINDOWS * 4:
             raise QueryError("range needs too many windows at this step; use a larger step")
-        series = "|".join(LATE_SERIES if metric == "late_events" else (*COUNT_SERIES, rq.dim, rq.dim_value))
-        found = dict(zip(wanted, self.store.fetch(series, wanted)))
+        series = series_id(*LATE_SERIES) if metric == "late_events" else series_id(*COUNT_SERIES, rq.dim, rq.dim_value)
+        try:  # heads only: counts need no sketch
+            found = {f.window: f for f in parse_heads(wanted, self.store.heads([series], wanted)[0])}
+        except ValueError as exc:
+            raise QueryError(str(exc)) from None
         out_points, present = [], []
         for p, ws in plans:
-            got = [found[w] for w in ws or () if found[w] is not None]
+            got = [found[w] for w in ws or () if w in found]
             present += got
             value = None if ws is None else sum(getattr(g, metric) for g in got)
             out_points.append({"t": p.start, "value": value})
-        newest = max((w.newest_end for w in present), default=None)
+        newest = max((f.newest_end for f in present), default=None)
         vals = [pt["value"] for pt in out_points]
         return {
             "metric": metric, "step": step_s, "points": out_points, "estimate": vals, "lower_bound": vals,
             "upper_bound": vals, "confidence": 1.0, "windows": len(present), "window_seconds": base,
-            "events": sum(w.events for w in present), "late_events": sum(w.late_events for w in present),
+            "events": sum(f.events for f in present), "late_events": sum(f.late_events for f in present),
             "freshness_ms": None if newest is None else max(0, self.now_ms() - newest),
             "sketch": {"type": "count", "params": {}}, "start": rq.start, "end": rq.end,
             "filter": None if rq.dim == "all" else {"dim": rq.dim, "value": rq.dim_value},
@@ -309,10 +293,6 @@ class QueryService:
 
 def _point(value: float, lower: float, upper: float, confidence: float) -> dict:
     return {"estimate": value, "lower_bound": lower, "upper_bound": upper, "confidence": confidence}
-
-
-def _header(w: StoredWindow) -> tuple:
-    return (w.start, w.end, w.revision, w.events, w.late_events, w.newest_end, w.emitted_at, w.mask)
 
 
 def _jsonish(item: bytes | str) -> Any:

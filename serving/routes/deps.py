@@ -24,7 +24,7 @@ class OrjsonResponse(Response):
         return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
 
 
-def get_query(request: Request) -> QueryService:
+async def get_query(request: Request) -> QueryService:  # async: no thread-pool hop
     query = getattr(request.app.state, "query", None)
     if query is None:
         raise HTTPException(503, "store not ready")
@@ -35,7 +35,7 @@ Service = Annotated[QueryService, Depends(get_query)]
 _TIME_HELP = "RFC 3339 date-time or epoch milliseconds"
 
 
-def time_range(
+async def time_range(
     start: Annotated[str | None, Query(max_length=64, description=f"inclusive; {_TIME_HELP}; default end - 1 h")] = None,
     end: Annotated[str | None, Query(max_length=64, description=f"exclusive; {_TIME_HELP}; default now")] = None,
     country: Annotated[str | None, Query(max_length=128, description="filter: ISO 3166-1 alpha-2")] = None,
@@ -43,6 +43,12 @@ def time_range(
     category: Annotated[str | None, Query(max_length=128, description="filter: item category")] = None,
 ) -> RangeQuery:
     """The range ``[start, end)`` and at most one dimension filter (each is a pre-computed breakdown)."""
+    return range_of(start, end, country, device, category)
+
+
+def range_of(start: str | None = None, end: str | None = None, country: str | None = None,
+             device: str | None = None, category: str | None = None) -> RangeQuery:
+    """:func:`time_range` without FastAPI (also used by :mod:`serving.fastpath`); QueryError if invalid."""
     try:
         end_ms = parse_time(end) if end is not None else int(time.time() * 1000)
         start_ms = parse_time(start) if start is not None else end_ms - HOUR_MS
