@@ -44,31 +44,14 @@ def build(t_env: TableEnvironment, cfg: sql.JobConfig, late_topic: str) -> None:
     for ddl in (sql.dlq_sink_ddl(cfg), sql.aggregates_sink_ddl(cfg), sql.late_sink_ddl(cfg, late_topic), sql.late_counts_sink_ddl(cfg)):
         t_env.execute_sql(ddl)
 
-    ws, count, emitted = udafs.window_start_udaf(cfg.window_seconds * 1000), udafs.count_udaf(), udafs.emitted_at_udaf()
-    sketchers = {kind: udafs.sketch_udaf(kind) for kind in {k for k, _, _ in sql.SKETCHES}}
-    selects = []
+    # Every dimension and every feature from one window operator: each row crosses into Python
+    # once (flink_jobs/window_records.py says why this replaced an operator per dimension).
     dims = [d.strip() for d in cfg.dims.split(",") if d.strip()]
-    for dim in dims:
-        keys = () if dim == "all" else (dim,)
-        table = _windowed(t_env, "on_time_events", cfg, *keys).select(
-            *([col(dim).alias("dim_value")] if keys else []),
-            ws(col("event_time")).alias("ws"),
-            count(col("event_time")).alias("events"),
-            emitted(col("event_time")).alias("emitted_at"),
-            *(sketchers[k](col(c)).alias(sql.sketch_column(k, f)) for k, f, c in sql.SKETCHES),
-        )
-        t_env.create_temporary_view(f"windows_{dim}", table)
-        selects.append(sql.unpivot_select(cfg, f"windows_{dim}", dim))
-
-    features = _windowed(t_env, "feature_values", cfg, "fkey").select(
-        col("fkey"),
-        ws(col("event_time")).alias("ws"),
-        count(col("event_time")).alias("events"),
-        emitted(col("event_time")).alias("emitted_at"),
-        sketchers["kll"](col("fval")).alias("sketch"),
-    )
-    t_env.create_temporary_view("windows_features", features)
-    selects.append(sql.features_select(cfg, "windows_features"))
+    records = udafs.window_records_udaf(dims, sql.SKETCHES, cfg.window_seconds * 1000, sql.WINDOW_COLUMNS)
+    t_env.create_temporary_function("explode_window", udafs.explode_window_udtf())
+    packed = _windowed(t_env, "on_time_events", cfg).select(records(*(col(c) for c in sql.WINDOW_COLUMNS)).alias("blob"))
+    t_env.create_temporary_view("windows_packed", packed)
+    selects = [sql.window_records_select(cfg, "windows_packed")]
 
     statements = t_env.create_statement_set()
     statements.add_insert_sql(sql.DLQ_INSERT)

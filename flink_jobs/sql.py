@@ -159,10 +159,6 @@ def split_views(cfg: JobConfig) -> list[str]:
         f"FROM valid_events WHERE {late_condition(cfg, 0)} AND NOT {cond}",
         f"CREATE TEMPORARY VIEW late_events AS SELECT *, event_time - MOD(event_time, {w}) AS ws "
         f"FROM valid_events WHERE {cond}",
-        # Java-side explode of the features map: one row per numeric entry, so every feature
-        # gets its own KLL window without Python parsing JSON per event.
-        "CREATE TEMPORARY VIEW feature_values AS SELECT f.fkey AS fkey, f.fval AS fval, event_time, `rowtime` "
-        "FROM on_time_events CROSS JOIN UNNEST(features) AS f(fkey, fval)",
     ]
 
 
@@ -253,13 +249,18 @@ SELECT CONCAT(t.kind, '|', t.field, '|', '{dim}', '|', {dim_value}, '|', CAST(ws
 FROM {view} CROSS JOIN UNNEST(ARRAY[{rows}]) AS t(kind, field, sketch)"""
 
 
-def features_select(cfg: JobConfig, view: str) -> str:
+#: The columns the one-pass window function reads (flink_jobs/window_records.py).
+WINDOW_COLUMNS = ("event_time", "user_id", "session_id", "item_id", "category", "country", "device", "price", "raw_text")
+
+
+def window_records_select(cfg: JobConfig, view: str) -> str:
+    """The packed window (one row per window) -> one aggregates.v1 record per sketch and dim value."""
     w = cfg.window_seconds * 1000
     return f"""
-SELECT CONCAT('kll|features.', fkey, '|all||', CAST(ws AS STRING)) AS k, 1 AS v, 'kll' AS kind,
-       CONCAT('features.', fkey) AS field, 'all' AS dim, '' AS dim_value, ws AS window_start, ws + {w} AS window_end,
-       events, CAST(0 AS BIGINT) AS late_events, 0 AS revision, emitted_at, sketch
-FROM {view}"""
+SELECT t.k AS k, 1 AS v, t.kind AS kind, t.field AS field, t.dim AS dim, t.dim_value AS dim_value,
+       t.ws AS window_start, t.ws + {w} AS window_end, t.events AS events, CAST(0 AS BIGINT) AS late_events,
+       0 AS revision, t.emitted_at AS emitted_at, t.sketch AS sketch
+FROM {view}, LATERAL TABLE(explode_window(`blob`)) AS t(k, kind, field, dim, dim_value, ws, events, emitted_at, sketch)"""
 
 
 def dlq_sink_ddl(cfg: JobConfig) -> str:

@@ -5,56 +5,13 @@ Thin shims over ``app.sketches``: all sketch logic and its tests live in the pur
 
 from __future__ import annotations
 
-import time
-
 import pandas as pd
 from pyflink.common import Row
 from pyflink.table import DataTypes
-from pyflink.table.udf import AggregateFunction, udaf, udf
+from pyflink.table.udf import AggregateFunction, udaf, udf, udtf
 
 from app.sketches import decode_sketch, new_sketch
-
-
-def window_start_udaf(window_ms: int):
-    """Start of the tumbling window holding these event times (epoch-aligned, exact)."""
-
-    def window_start(event_time: pd.Series) -> int:
-        first = int(event_time.iloc[0])
-        return first - first % window_ms
-
-    return udaf(window_start, result_type=DataTypes.BIGINT(), func_type="pandas")
-
-
-def count_udaf():
-    # A built-in COUNT next to pandas UDAFs in one streaming group window fails in Flink 2.x
-    # (NullPointerException, see FIELD-NOTES), so the exact count is vectorized too.
-    def count(values: pd.Series) -> int:
-        return int(len(values))
-
-    return udaf(count, result_type=DataTypes.BIGINT(), func_type="pandas")
-
-
-def emitted_at_udaf():
-    def emitted_at(values: pd.Series) -> int:
-        return int(time.time() * 1000)
-
-    return udaf(emitted_at, result_type=DataTypes.BIGINT(), func_type="pandas")
-
-
-def sketch_udaf(kind: str, params: dict | None = None):
-    """A pandas UDAF building one ``kind`` sketch of a column, returned as envelope bytes."""
-    params = params or {}
-
-    def build(values: pd.Series) -> bytes:
-        sketch = new_sketch(kind, **params)
-        if kind == "kll":
-            sketch.update_many(values.to_numpy(dtype="float64"))
-        else:
-            sketch.update_many(values.tolist())
-        return sketch.to_bytes()
-
-    build.__name__ = f"sketch_{kind}"
-    return udaf(build, result_type=DataTypes.BYTES(), func_type="pandas")
+from flink_jobs import window_records
 
 
 class _SketchAccumulator(AggregateFunction):
@@ -121,3 +78,24 @@ def merge_sketches_udf():
         return merged.to_bytes()
 
     return udf(merge, result_type=DataTypes.BYTES())
+
+
+def window_records_udaf(dims: list[str], sketches, window_ms: int, columns: tuple[str, ...]):
+    """One pandas UDAF per window: every dimension's records, packed (flink_jobs/window_records.py)."""
+
+    def window_records_blob(*series: pd.Series) -> bytes:
+        frame = pd.DataFrame(dict(zip(columns, series, strict=True)), copy=False)
+        return window_records.build(frame, dims, sketches, window_ms, features_column="raw_text")
+
+    return udaf(window_records_blob, result_type=DataTypes.BYTES(), func_type="pandas")
+
+
+def explode_window_udtf():
+    """A packed window -> one row per record (runs once per window, so per-row Python is fine)."""
+
+    def explode_window(blob: bytes):
+        for r in window_records.unpack(blob):
+            yield r.key(), r.kind, r.field, r.dim, r.dim_value, r.window_start, r.events, r.emitted_at, r.sketch
+
+    types = [DataTypes.STRING()] * 5 + [DataTypes.BIGINT()] * 3 + [DataTypes.BYTES()]
+    return udtf(explode_window, result_types=types)

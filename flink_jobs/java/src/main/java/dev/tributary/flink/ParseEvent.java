@@ -1,5 +1,6 @@
 package dev.tributary.flink;
 
+import java.util.Arrays;
 import org.apache.flink.table.annotation.DataTypeHint;
 import org.apache.flink.table.functions.ScalarFunction;
 import org.apache.flink.types.Row;
@@ -21,14 +22,28 @@ public class ParseEvent extends ScalarFunction {
             + "category STRING, country STRING, device STRING, price DOUBLE, impression_id STRING, "
             + "features MAP<STRING, DOUBLE>>";
 
+    // The planner evaluates parse_event up to three times per record (the watermark's rowtime,
+    // the parsed view, the DLQ branch) on the same bytes, one after another in one task thread:
+    // remembering the last input makes the 2nd and 3rd calls an array compare instead of a parse.
+    private transient byte[] lastRaw;
+    private transient Row lastRow;
+
     public @DataTypeHint(RESULT_TYPE) Row eval(byte[] raw) {
-        EventValidator.Result r = EventValidator.validate(raw);
-        if (!r.isValid()) {
-            return Row.of(r.reason, r.detail, null, null, null, null, null, null, null, null, null,
-                    null, null, null);
+        if (raw != null && lastRaw != null && (raw == lastRaw || Arrays.equals(raw, lastRaw))) {
+            return lastRow;
         }
-        return Row.of(null, null, r.eventId, r.eventType, r.eventTime, r.userId, r.sessionId,
-                r.itemId, r.category, r.country, r.device, r.price, r.impressionId, r.features);
+        EventValidator.Result r = EventValidator.validate(raw);
+        Row row;
+        if (!r.isValid()) {
+            row = Row.of(r.reason, r.detail, null, null, null, null, null, null, null, null, null,
+                    null, null, null);
+        } else {
+            row = Row.of(null, null, r.eventId, r.eventType, r.eventTime, r.userId, r.sessionId,
+                    r.itemId, r.category, r.country, r.device, r.price, r.impressionId, r.features);
+        }
+        lastRaw = raw;
+        lastRow = row;
+        return row;
     }
 
     /** Same input, same output: the planner may constant-fold and reuse results. */
