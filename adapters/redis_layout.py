@@ -16,14 +16,25 @@ log = logging.getLogger(__name__)
 HEADER_MAX = 159  # bytes of a value that always hold its header (7 integers)
 
 #: Write one base window unless a higher revision is stored; mark its coarser buckets dirty.
+#: KEYS[7] (optional): the window's header key, set to the value's header with the same expiry.
 PUT = """
+local hkey = KEYS[7]
+local function head() return string.match(ARGV[2], '^T1|[^|]*|[^|]*|[^|]*|[^|]*|[^|]*|[^|]*|[^|]*|') end
 local cur = redis.call('GET', KEYS[1])
 if cur then
-  if cur == ARGV[2] then redis.call('PEXPIRE', KEYS[1], ARGV[3]) return 2 end
+  if cur == ARGV[2] then
+    redis.call('PEXPIRE', KEYS[1], ARGV[3])
+    if hkey then redis.call('SET', hkey, head(), 'PX', ARGV[3]) end
+    return 2
+  end
   local rev = tonumber(string.match(cur, '^T1|(%d+)|'))
   if rev and rev > tonumber(ARGV[1]) then return 0 end
 end
+if hkey and redis.call('EXISTS', KEYS[5]) == 0 then  -- a new store: every window will have its header key
+  redis.call('HSET', KEYS[5], 'layout', '2')
+end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+if hkey then redis.call('SET', hkey, head(), 'PX', ARGV[3]) end
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[4])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[6])
 redis.call('PEXPIRE', KEYS[2], ARGV[7])
@@ -39,17 +50,37 @@ return 1
 """
 
 #: Write a re-merged bucket; clear its dirty mark only if no newer mark came meanwhile.
+#: KEYS[4] (optional): the bucket's header key, as in PUT.
 REFRESH = """
 local cur = redis.call('ZSCORE', KEYS[2], ARGV[1])
 if not cur then return 0 end
 if ARGV[3] ~= '' then
   redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
+  if KEYS[4] then
+    redis.call('SET', KEYS[4], string.match(ARGV[3], '^T1|[^|]*|[^|]*|[^|]*|[^|]*|[^|]*|[^|]*|[^|]*|'), 'PX', ARGV[4])
+  end
   redis.call('ZADD', KEYS[3], ARGV[5], ARGV[5])
   redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[6])
   redis.call('PEXPIRE', KEYS[3], ARGV[7])
 end
 if tonumber(cur) == tonumber(ARGV[2]) then redis.call('ZREM', KEYS[2], ARGV[1]) return 1 end
 return 2
+"""
+
+#: Give every window key in KEYS its header key (the key with 'h' for 'w' at ARGV[1]), same expiry.
+BACKFILL_HEADS = """
+local n = 0
+local at = tonumber(ARGV[1])
+for _, k in ipairs(KEYS) do
+  local v = redis.call('GETRANGE', k, 0, 159)
+  local ttl = redis.call('PTTL', k)
+  local h = string.match(v, '^T1|[^|]*|[^|]*|[^|]*|[^|]*|[^|]*|[^|]*|[^|]*|')
+  if h and ttl > 0 then
+    redis.call('SET', string.sub(k, 1, at - 1) .. 'h' .. string.sub(k, at + 1), h, 'PX', ttl)
+    n = n + 1
+  end
+end
+return n
 """
 
 #: The first ARGV[1] bytes (the header) of every key, in one command.

@@ -28,6 +28,7 @@ from redis.exceptions import NoScriptError
 from adapters.redis_layout import (
     HEADER_MAX,
     HEADERS,
+    BACKFILL_HEADS,
     HEADS,
     PUT,
     REFRESH,
@@ -73,6 +74,8 @@ class AggregateStore:
         self._refresh_script = redis_client.register_script(REFRESH)
         self._headers = redis_client.register_script(HEADERS)
         self._heads = redis_client.register_script(HEADS)
+        self._backfill = redis_client.register_script(BACKFILL_HEADS)
+        self._layout = 0  # 2: every window has its header key (see heads()); read with hw
         self.stale_rollups = 0  # re-merges that could not see every child (expired) and only added
         self._hw: tuple[int, float] = (0, float("-inf"))  # newest window end, when last read
 
@@ -87,6 +90,10 @@ class AggregateStore:
     def key(self, width: int, series: str, start: int) -> str:
         return f"{self.p}w{width // 1000}|{series}|{start}"
 
+    def head_key(self, width: int, series: str, start: int) -> str:
+        """The window's header alone (``T1|rev|events|late|newest|emitted|nbase|mask|``), same expiry."""
+        return f"{self.p}h{width // 1000}|{series}|{start}"
+
     def index_key(self, width: int, series: str) -> str:
         return f"{self.p}i{width // 1000}|{series}"
 
@@ -95,7 +102,8 @@ class AggregateStore:
         by the wall clock. Live, that is about now; replaying history, retention follows the data."""
         hw, at = self._hw
         if time.monotonic() - at > 1.0:
-            hw = max(hw, int(self.r.hget(self.meta_key, "hw") or 0))
+            stored, layout = self.r.hmget(self.meta_key, ["hw", "layout"])
+            hw, self._layout = max(hw, int(stored or 0)), int(layout or 0)
             self._hw = (hw, time.monotonic())
         now = self.now_ms()
         return min(now, hw) if hw else now
@@ -132,7 +140,7 @@ class AggregateStore:
             marks = [f"{w.width // 1000}|{series}|{w.start}" for w in parents(win, self.widths)]
             self._put(
                 keys=[self.key(win.width, series, win.start), self.index_key(win.width, series), self.dirty_key,
-                      self.series_key, self.meta_key, self.ver_key],
+                      self.series_key, self.meta_key, self.ver_key, self.head_key(win.width, series, win.start)],
                 args=[rec.revision, value, ttl, win.start, series, trim, idx_ttl, win.end, now, *marks],
                 client=pipe,
             )
@@ -209,7 +217,8 @@ class AggregateStore:
                 blob = self._remerge(win, cw, values, int(version))
                 ttl, trim, idx_ttl = self._ttl_args(win.width, win.end, ref)
                 self._refresh_script(
-                    keys=[self.key(win.width, series, win.start), self.dirty_key, self.index_key(win.width, series)],
+                    keys=[self.key(win.width, series, win.start), self.dirty_key, self.index_key(win.width, series),
+                          self.head_key(win.width, series, win.start)],
                     args=[f"{win.width // 1000}|{series}|{win.start}", repr(version), blob, ttl, win.start,
                           trim, idx_ttl],
                     client=pipe,
@@ -281,22 +290,51 @@ class AggregateStore:
 
     def heads(self, series: Sequence[str], wins: Sequence[Window]) -> list[list[bytes]]:
         """Per series, the header of each of ``wins`` (``b""`` where missing), in one round trip
-        (see ``HEADS``); dirty roll-up buckets among them are re-merged first. Equal headers mean
-        equal values: a re-emitted window has a higher revision, a re-merged bucket the number of
-        the dirty mark it cleared."""
-        keys = [self.key(w.width, s, w.start) for s in series for w in wins]
-        if not keys:
+        (an MGET of the header keys and a ZMSCORE of the roll-ups' dirty marks); dirty buckets
+        among them are re-merged first. Windows without a header key (written before header keys
+        existed, or missing) are read from their values (``HEADS``, one more round trip). Equal
+        headers mean equal values: a re-emitted window has a higher revision, a re-merged bucket
+        the number of the dirty mark it cleared."""
+        pairs = [(s, w) for s in series for w in wins]
+        if not pairs:
             return [[] for _ in series]
-        off, base = len(self.p) + 2, f"{self.base_ms // 1000}|"
+        coarse = [(s, w, f"{w.width // 1000}|{s}|{w.start}") for s, w in pairs if w.width != self.base_ms]
         for attempt in range(3):
-            blob, dirty = self._heads(keys=[self.dirty_key, *keys], args=[off, base, "1" if attempt < 2 else "0", HEADER_MAX])
+            pipe = self.r.pipeline(transaction=False)
+            pipe.mget([self.head_key(w.width, s, w.start) for s, w in pairs])
+            if coarse and attempt < 2:
+                pipe.zmscore(self.dirty_key, [m for _, _, m in coarse])
+            out = pipe.execute()
+            dirty = [(s, w, v) for (s, w, _), v in zip(coarse, out[1]) if v is not None] if len(out) > 1 else []
             if not dirty:
                 break
-            marks = [(series[i // len(wins)], wins[i % len(wins)], float(v))
-                     for i, v in zip(dirty[::2], dirty[1::2])]
-            self._refresh(self._with_dirty_children(marks))
-        heads = blob.split(b"\n")
-        return [heads[i * len(wins):(i + 1) * len(wins)] for i in range(len(series))]
+            self._refresh(self._with_dirty_children(dirty))
+        heads = [h or b"" for h in out[0]]
+        self.reference_ms()  # keeps the layout flag fresh (once a second)
+        missing = [i for i, h in enumerate(heads) if not h] if self._layout < 2 else []
+        if missing:
+            got, _ = self._heads(keys=[self.dirty_key, *(self.key(pairs[i][1].width, pairs[i][0], pairs[i][1].start)
+                                                          for i in missing)], args=[len(self.p) + 2, "", "0", HEADER_MAX])
+            for i, h in zip(missing, got.split(b"\n")):
+                heads[i] = h
+        n = len(wins)
+        return [heads[i * n:(i + 1) * n] for i in range(len(series))]
+
+    @property
+    def layout(self) -> int:
+        """2 once every window has its header key (as of the last :meth:`reference_ms` read)."""
+        return self._layout
+
+    def backfill_heads(self, batch: int = 500) -> int:
+        """Give every stored window its header key (a store written before they existed), then mark
+        the layout so readers take a missing header key for a missing window. Returns keys done."""
+        pattern = "".join("\\" + c if c in "*?[]\\" else c for c in self.p) + "w*"
+        n = 0
+        for keys in _chunks(self.r.scan_iter(match=pattern, count=1000), batch):
+            n += int(self._backfill(keys=keys, args=[len(self.p) + 1]))
+        self.r.hset(self.meta_key, "layout", "2")
+        self._layout, self._hw = 2, (self._hw[0], float("-inf"))
+        return n
 
     def values(self, series: str, wins: Sequence[Window]) -> list[bytes | None]:
         """The whole stored values (header and sketch) of windows, in one MGET."""

@@ -83,6 +83,12 @@ class AggregateIngester:
         return self._thread is not None and self._thread.is_alive()
 
     def _run(self) -> None:
+        try:  # once per store: header keys for windows written before they existed (fast reads)
+            self.store.reference_ms()
+            if self.store.layout < 2:
+                log.info("giving stored windows their header keys: %d done", self.store.backfill_heads())
+        except Exception:  # noqa: BLE001 - reads still work without (one more round trip)
+            log.exception("could not backfill header keys")
         while not self._stop.is_set():
             consumer = None
             try:

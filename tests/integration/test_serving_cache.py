@@ -119,3 +119,24 @@ def test_fast_path_answers_as_fastapi_does(store, client) -> None:
     bad = client.get("/v1/aggregates/distinct", params={"field": "price"})
     assert bad.status_code == 404 and "unknown field" in bad.json()["detail"]
     assert client.get("/v1/aggregates/top", params={"field": "item_id", "k": 0}).status_code == 422
+
+
+def test_store_without_header_keys_is_read_from_values_then_backfilled(store, client, redis_client) -> None:
+    t = floor_to(int(time.time() * 1000) - 30 * MIN, MIN)
+    store.put_many([hll(t + i * W, [f"u{i}-{j}" for j in range(10)]) for i in range(8)])
+    store.compact(upto=t + HOUR)
+    before = distinct(client, t, t + MIN + 2 * W)
+    # as written before header keys existed: no 'h' keys, no layout mark
+    heads = list(redis_client.scan_iter(match=store.p + "h*"))
+    assert len(heads) >= 10  # 8 windows and their roll-up buckets
+    redis_client.delete(*heads)
+    redis_client.hdel(store.meta_key, "layout")
+    legacy = AggregateStore(redis_client, resolution_ladder(10), key_prefix=store.p)
+    with TestClient(create_app(Settings(), store=legacy, start_ingester=False)) as c:
+        assert {k: v for k, v in distinct(c, t, t + MIN + 2 * W).items() if k != "freshness_ms"} == \
+            {k: v for k, v in before.items() if k != "freshness_ms"}
+        assert legacy.backfill_heads() == len(heads)
+        assert legacy.layout == 2 and redis_client.hget(store.meta_key, "layout") == b"2"
+        assert distinct(c, t, t + MIN + 2 * W)["estimate"] == before["estimate"]
+    assert all(0 < redis_client.pttl(h) <= redis_client.pttl(store.p + "w" + h.decode()[len(store.p) + 1:]) + 5
+               for h in redis_client.scan_iter(match=store.p + "h*"))
