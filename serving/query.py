@@ -21,9 +21,10 @@ from typing import Any
 import orjson
 
 from adapters.redis_store import AggregateStore, series_id
-from app.sketches import ReservoirSample
+from app.sketches import ReservoirSample, decode_sketch
 from app.windows import Cover, Window, steps
-from serving.reads import Changed, Covers, Found, SketchCache, merge_parts, parse_heads, window_sketches
+from serving.reads import (Changed, Covers, Found, SketchCache, merge_blocks, merge_parts, parse_heads,
+                           reservoir_bytes, window_sketches)
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +111,7 @@ class QueryService:
         return cover
 
     def _merged(self, kind: str, field: str, rq: RangeQuery, params: tuple, answer: Callable[[Any], dict],
-                merge_all: Callable[[list], Any] | None = None) -> dict:
+                merge_all: Callable[[list], Any] | None = None, decode: Callable[[bytes], Any] = decode_sketch) -> dict:
         """Read the cover's heads, and compute (or reuse) ``answer(merged sketch)`` plus the common fields."""
         cover = self._cover(rq)
         series = series_id(kind, field, rq.dim, rq.dim_value)
@@ -130,10 +131,10 @@ class QueryService:
             except ValueError as exc:
                 raise QueryError(str(exc)) from None
             try:  # the first two attempts insist that every sketch is the one its head described
-                parts = window_sketches(self.store, self.sketches, series, found, strict=attempt < 2)
+                parts = window_sketches(self.store, self.sketches, series, found, strict=attempt < 2, decode=decode)
             except Changed:
                 continue
-            sketch = merge_parts(parts, series, merge_all)
+            sketch = merge_parts(parts, series, merge_all) if merge_all else merge_blocks(self.sketches, series, found, parts)
             body = answer(sketch)
             body["sketch"] = {"type": kind, "params": sketch.params if sketch is not None else {}}
             body.update(self._common(cover, found))
@@ -239,15 +240,13 @@ class QueryService:
             return {"estimate": items, "lower_bound": None, "upper_bound": None, "confidence": None,
                     "sample_size": len(items), "population": 0 if sk is None else sk.n_seen}
 
-        def merge_all(parts: list) -> ReservoirSample:
+        def merge_all(blobs: list) -> ReservoirSample:
             # An empty k=n reservoir first: the union keeps n items, drawn in one multivariate
-            # hypergeometric step over all windows (the same distribution as merging one by one).
-            bad = sum(1 for p in parts if not isinstance(p, ReservoirSample))
-            if bad:
-                log.warning("skipping %d windows of %s that are not reservoir samples", bad, SAMPLE_SERIES)
-            return ReservoirSample.merge_many([ReservoirSample(k=n), *(p for p in parts if isinstance(p, ReservoirSample))])
+            # hypergeometric step over all windows (the same distribution as merging one by one),
+            # decoding only the items drawn.
+            return ReservoirSample.merge_many([ReservoirSample(k=n), *blobs])
 
-        return self._merged(*SAMPLE_SERIES, rq, ("s", n), answer, merge_all=merge_all)
+        return self._merged(*SAMPLE_SERIES, rq, ("s", n), answer, merge_all=merge_all, decode=reservoir_bytes)
 
     def timeseries(self, metric: str, step_s: int, rq: RangeQuery) -> dict:
         """Exact events (or late events) per step; a step whose windows have expired is null."""
@@ -296,8 +295,12 @@ def _point(value: float, lower: float, upper: float, confidence: float) -> dict:
 
 
 def _jsonish(item: bytes | str) -> Any:
-    """A sampled event as JSON when it is JSON, else as text."""
+    """A sampled event as JSON when it is JSON (embedded as it is stored, not re-built: a cached
+    answer would otherwise hold ~300 dicts and lists per 100 events, and every pass of the garbage
+    collector walks them), else as text."""
+    raw = item if isinstance(item, bytes) else item.encode("utf-8")
     try:
-        return orjson.loads(item)
+        orjson.loads(raw)  # only to check it
     except orjson.JSONDecodeError:
         return item.decode("utf-8", "replace") if isinstance(item, bytes) else item
+    return orjson.Fragment(raw)

@@ -94,3 +94,42 @@ def test_fast_path_params_and_defaults() -> None:
     _, rng, params = parse("/v1/aggregates/frequency", b"field=item_id&value=a+b%2Fc&end=2024-01-01T00:00:00Z")
     assert params == {"field": "item_id", "value": "a b/c", "confidence": 0.95}
     assert rng.end - rng.start == 3_600_000
+
+
+def _found(widths_starts, heads=None):
+    from serving.reads import Found
+
+    return [Found(Window(s, w), (heads or {}).get(s, b"T1|0|1|0|0|0|1|1|"), 1, 0, s + w, 1) for s, w in widths_starts]
+
+
+def test_block_merges_equal_window_merges_and_follow_heads() -> None:
+    from app.sketches import new_sketch
+    from serving.reads import merge_blocks, merge_parts
+
+    rnd = random.Random(5)
+    # a cover's shape: 10 s windows, minutes (one missing), an hour, minutes, 10 s windows
+    shape = [(t, 10) for t in range(50, 60, 10)] + [(t, 60) for t in range(60, 3600, 60) if t != 600] \
+        + [(3600, 3600)] + [(t, 60) for t in range(7200, 7200 + 37 * 60, 60)] + [(9420, 10), (9430, 10)]
+    found = _found(shape)
+    parts = []
+    for _ in found:
+        sk = new_sketch("hll")
+        sk.update_many(f"u{rnd.randrange(10**6)}" for _ in range(1500))  # HLL mode, as real windows are
+        parts.append(sk)
+    cache = SketchCache(budget_bytes=1 << 30)
+    one_by_one = merge_parts(parts, "s").estimate().value
+    # unions of HLL-mode sketches are exact (sparse ones may differ within their bounds: other estimator)
+    assert merge_blocks(cache, "s", found, parts).estimate().value == one_by_one
+    n = len(cache)
+    assert 0 < n < len(found)
+    assert merge_blocks(cache, "s", found, parts).estimate().value == one_by_one and len(cache) == n  # all hits
+    # one window re-emitted (new head, new sketch): the blocks holding it are new keys
+    i = 20
+    changed = _found(shape, heads={shape[i][0]: b"T1|1|1|0|0|0|1|1|"})
+    parts2 = list(parts)
+    parts2[i] = new_sketch("hll")
+    parts2[i].update_many(f"new{j}" for j in range(3000))
+    expected = merge_parts(parts2, "s").estimate().value
+    assert expected > one_by_one
+    assert merge_blocks(cache, "s", changed, parts2).estimate().value == expected
+    assert merge_blocks(cache, "s", found, parts).estimate().value == one_by_one  # the old heads: old blocks
