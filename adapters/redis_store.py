@@ -43,7 +43,7 @@ from adapters.redis_layout import (
 )
 from adapters.redis_rollups import Rollups
 from app.contracts.aggregates import DIMENSIONS, AggregateRecord
-from app.sketches.codec import decode as decode_envelope
+from app.sketches.codec import kind_of
 from app.windows import Resolution, Window, parents, plan_cover, resolution_ladder
 
 log = logging.getLogger(__name__)
@@ -169,7 +169,7 @@ class AggregateStore(Rollups):
             raise ValueError("kind, field and dim_value must be strings")
         if rec.kind in COUNT_KINDS:
             return
-        if not rec.sketch or decode_envelope(rec.sketch)[0] != rec.kind:
+        if not rec.sketch or kind_of(rec.sketch) != rec.kind:
             raise ValueError(f"a {rec.kind!r} record needs a {rec.kind!r} sketch")
 
     # -- reads -------------------------------------------------------------------------------

@@ -1,8 +1,16 @@
-"""Versioned envelope around a sketch's bytes: ``b"TRB" | format version | kind | payload``.
+"""Versioned envelope around a sketch's bytes: ``b"TRB" | format | kind length | kind | payload``.
+
+Format 1 carries the payload as it is; format 2 deflates it (zlib, level 1), written when that
+saves at least 10 %: the sketches of small groups are mostly zeros (a count-min of a country
+with 100 events is 13 KB raw, ~1.5 KB deflated), and every byte crosses Python, the JVM, Kafka
+and Redis several times. Readers take both.
 
 >>> kind, payload = decode(encode("hll", b"abc"))
 >>> kind, payload
 ('hll', b'abc')
+>>> data = encode("cms", bytes(4096))
+>>> data[3], len(data) < 100, decode(data) == ("cms", bytes(4096))
+(2, True, True)
 >>> decode(b"nonsense")
 Traceback (most recent call last):
 ...
@@ -11,28 +19,66 @@ ValueError: not a Tributary sketch (bad magic)
 
 from __future__ import annotations
 
+import zlib
+
 MAGIC = b"TRB"
-FORMAT_VERSION = 1
-_KIND_LEN = 1
+RAW, DEFLATED = 1, 2
+FORMAT_VERSION = DEFLATED  # the newest format this build reads
+_MIN_DEFLATE = 512  # smaller payloads are not worth a zlib call
+_MAX_PAYLOAD = 256 << 20  # bound on an inflated payload (a corrupt or hostile record)
 
 
 def encode(kind: str, payload: bytes) -> bytes:
     tag = kind.encode("ascii")
     if not 0 < len(tag) < 256:
         raise ValueError(f"bad sketch kind {kind!r}")
-    return MAGIC + bytes([FORMAT_VERSION, len(tag)]) + tag + payload
+    if len(payload) >= _MIN_DEFLATE:
+        deflated = zlib.compress(payload, 1)
+        if len(deflated) <= 0.9 * len(payload):
+            return MAGIC + bytes([DEFLATED, len(tag)]) + tag + deflated
+    return MAGIC + bytes([RAW, len(tag)]) + tag + bytes(payload)
 
 
 def decode(data: bytes) -> tuple[str, bytes]:
     if len(data) < 5 or data[:3] != MAGIC:
         raise ValueError("not a Tributary sketch (bad magic)")
     version, tag_len = data[3], data[4]
-    if version != FORMAT_VERSION:
-        raise ValueError(f"unsupported sketch format version {version} (this build reads {FORMAT_VERSION})")
+    if version not in (RAW, DEFLATED):
+        raise ValueError(f"unsupported sketch format version {version} (this build reads 1 to {FORMAT_VERSION})")
     tag_end = 5 + tag_len
     if len(data) < tag_end:
         raise ValueError("truncated sketch envelope")
-    return data[5:tag_end].decode("ascii"), data[tag_end:]
+    kind, payload = data[5:tag_end].decode("ascii"), data[tag_end:]
+    if version == DEFLATED and payload:
+        payload = _inflate(payload)
+    return kind, payload
+
+
+def kind_of(data: bytes) -> str:
+    """The kind in an envelope, checked but without inflating the payload (cheap on hot paths).
+
+    >>> kind_of(encode("kll", bytes(4096)))
+    'kll'
+    """
+    if len(data) < 5 or data[:3] != MAGIC:
+        raise ValueError("not a Tributary sketch (bad magic)")
+    if data[3] not in (RAW, DEFLATED):
+        raise ValueError(f"unsupported sketch format version {data[3]} (this build reads 1 to {FORMAT_VERSION})")
+    tag_end = 5 + data[4]
+    if len(data) < tag_end:
+        raise ValueError("truncated sketch envelope")
+    return bytes(data[5:tag_end]).decode("ascii")
+
+
+def _inflate(payload: bytes) -> bytes:
+    inflater = zlib.decompressobj()
+    try:
+        out = inflater.decompress(payload, _MAX_PAYLOAD)
+    except zlib.error as exc:
+        raise ValueError(f"corrupt sketch payload ({exc})") from None
+    if not inflater.eof:
+        raise ValueError("truncated or oversized sketch payload")
+    return out
 
 
 def decode_sketch(data: bytes):
