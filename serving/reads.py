@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 
 from adapters.redis_store import AggregateStore
 from app.sketches import decode_sketch
-from app.sketches.codec import kind_of
+from app.sketches.codec import inflated, kind_of
 from app.windows import Cover, Window, ceil_to, check_ladder, floor_to
 
 log = logging.getLogger(__name__)
@@ -216,10 +216,11 @@ def window_sketches(store: AggregateStore, cache: SketchCache, series: str, foun
 def reservoir_bytes(blob: bytes) -> bytes:
     """A reservoir window kept as its bytes: ``ReservoirSample.merge_many`` decodes only the items
     it picks, and bytes are invisible to the garbage collector (decoded samples, ~100 lists and
-    strings each, made its passes ~100 ms long with a warm cache)."""
+    strings each, made its passes ~100 ms long with a warm cache). Kept inflated, so a query does
+    not inflate every window again."""
     if kind_of(blob) != "reservoir":
         raise ValueError("not a reservoir sample")
-    return blob
+    return inflated(blob)
 
 
 MAX_BLOCK = 32  # windows in the largest cached block merge
