@@ -18,8 +18,8 @@
 Target (shared/DESIGN.md): >= 50,000 events/s with bounded lag; ratio ours/baseline >= 0.5.
 
 ``--event-rate`` sets how dense the windows are (events per second of event time): the job keeps
-a whole window per dimension in the TaskManager heap, so 5,000 (50,000 per window) shows the
-memory limit. ``--profile`` samples ``jstack`` of the source and window-operator threads.
+every row of an open window in the TaskManager heap (once, since the one-pass window), so 5,000
+(50,000 per window) shows the memory limit. ``--profile`` samples ``jstack`` of the source and window-operator threads.
 
     TRIBUTARY_TEST_PORT_OFFSET=300 .venv/bin/python benchmarks/pipeline_throughput.py [--quick]
 """
@@ -286,7 +286,7 @@ def main() -> None:
     p.add_argument("--events", type=int, default=1_000_000)
     p.add_argument("--event-rate", type=float, default=2_000.0,
                    help="events per second of EVENT time in the pre-produced data (sets how many events fall in a "
-                        "10 s window: the job buffers a whole window per dimension in the TaskManager heap)")
+                        "10 s window: the job buffers every row of an open window in the TaskManager heap)")
     p.add_argument("--dims", default=f"{FULL_DIMS};all", help="';'-separated dimension sets to run")
     p.add_argument("--repeats", type=int, default=3, help="baseline drains")
     p.add_argument("--timeout", type=float, default=900.0, help="per job run")
