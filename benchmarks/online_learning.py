@@ -199,6 +199,12 @@ def plot_synthetic(q: dict, drift_at: int | None, path: Path) -> None:
     ax.set_ylabel(f"log loss (rolling mean, {w} examples)")
     ax.set_title("Online learning on the synthetic examples stream")
     ax.legend(loc="upper right", fontsize=8)
+    _save(fig, path)
+
+
+def _save(fig, path) -> None:
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -500,10 +506,7 @@ def plot_generator(path: Path, series: dict, excess: dict, drift: dict, detectio
     top.set_title(title, fontsize=10)
     top.legend(loc="lower left", fontsize=8, ncol=3)
     bottom.legend(loc="upper left", fontsize=8, ncol=2)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def main_generator(args) -> dict:
