@@ -34,10 +34,13 @@ import _common as C  # noqa: I001  (puts the project root on sys.path)
 
 from adapters.local import jobs  # noqa: E402
 from app.cli.stack_cmds import sketch_job_args  # noqa: E402
+from flink_jobs.sql import SKETCHES  # noqa: E402
 
 FLOOR = 50_000
 RATIO_GOAL = 0.5
 FULL_DIMS = "all,country,device,category"
+#: What a complete window has in dimension ``all``: every sketch and the exact count.
+REQUIRED = {(kind, field) for kind, field, _ in SKETCHES} | {("count", "*")}
 
 
 # ---------------------------------------------------------------------------- baseline
@@ -79,6 +82,7 @@ class Watcher:
         parts = self.c.list_topics(topic, timeout=10).topics[topic].partitions
         self.c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
         self.counts: dict[int, int] = {}  # window start -> events (dim all)
+        self.seen: dict[int, set[tuple[str, str]]] = {}  # window start -> (kind, field) arrived (dim all)
         self.late: dict[int, int] = {}
         self.records = 0
         self.first_emitted: int | None = None
@@ -93,6 +97,8 @@ class Watcher:
                 continue
             r = AggregateRecord.from_json(m.value())
             self.records += 1
+            if r.dim == "all" and r.kind != "late":
+                self.seen.setdefault(r.window_start, set()).add((r.kind, r.field))
             if r.kind == "count" and r.dim == "all":
                 self.counts[r.window_start] = r.events
             elif r.kind == "late":
@@ -104,7 +110,10 @@ class Watcher:
 
     @property
     def events(self) -> int:
-        return sum(self.counts.values()) + sum(self.late.values())
+        """Events in windows that are complete: every sketch of dimension ``all`` arrived (the
+        sketches of a window come from more than one window operator, see sql.WINDOW_PARTS)."""
+        done = sum(n for ws, n in self.counts.items() if REQUIRED <= self.seen.get(ws, set()))
+        return done + sum(self.late.values())
 
     def close(self) -> None:
         self.c.close()

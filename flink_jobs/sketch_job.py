@@ -44,17 +44,20 @@ def build(t_env: TableEnvironment, cfg: sql.JobConfig, late_topic: str) -> None:
     for ddl in (sql.dlq_sink_ddl(cfg), sql.aggregates_sink_ddl(cfg), sql.late_sink_ddl(cfg, late_topic), sql.late_counts_sink_ddl(cfg)):
         t_env.execute_sql(ddl)
 
-    # Every dimension and every feature from one window operator: each row crosses into Python
-    # once (flink_jobs/window_records.py says why this replaced an operator per dimension).
+    # Every dimension from one pass per window operator (flink_jobs/window_records.py says why
+    # this replaced an operator per dimension); the sketches are split over two operators so two
+    # Python workers build each window side by side (sql.WINDOW_PARTS).
     dims = [d.strip() for d in cfg.dims.split(",") if d.strip()]
-    records = udafs.window_records_udaf(dims, sql.SKETCHES, cfg.window_seconds * 1000, sql.WINDOW_COLUMNS)
     t_env.create_temporary_function("explode_window", udafs.explode_window_udtf())
-    packed = _windowed(t_env, "on_time_events", cfg).select(records(*(col(c) for c in sql.WINDOW_COLUMNS)).alias("blob"))
-    t_env.create_temporary_view("windows_packed", packed)
-    selects = [sql.window_records_select(cfg, "windows_packed")]
+    selects = []
+    for i, part in enumerate(sql.window_parts(cfg.window_parts)):
+        records = udafs.window_records_udaf(dims, part, cfg.window_seconds * 1000)
+        packed = _windowed(t_env, "on_time_events", cfg).select(records(*(col(c) for c in part.columns)).alias("blob"))
+        t_env.create_temporary_view(f"windows_packed_{i}", packed)
+        selects.append(sql.window_records_select(cfg, f"windows_packed_{i}"))
 
     statements = t_env.create_statement_set()
-    statements.add_insert_sql(sql.DLQ_INSERT)
+    statements.add_insert_sql(sql.dlq_insert(cfg))
     statements.add_insert_sql(sql.LATE_INSERT)
     statements.add_insert_sql(sql.late_counts_insert(cfg))
     if cfg.allowed_lateness_ms > 0:
@@ -87,6 +90,9 @@ def main(argv: list[str] | None = None) -> None:
     conf.set("python.fn-execution.bundle.size", "100000")
     conf.set("python.fn-execution.bundle.time", "1000")
     conf.set("python.fn-execution.arrow.batch.size", "100000")
+    # One Python worker process per Python operator instead of one per slot: the window parts
+    # (sql.WINDOW_PARTS) then build a window in parallel instead of taking turns for one GIL.
+    conf.set("python.fn-execution.memory.managed", "false")
     build(t_env, cfg, late_topic)
 
 

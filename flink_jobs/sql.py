@@ -40,6 +40,8 @@ class JobConfig:
     transactional_id_prefix: str = "tributary-sketches"
     allowed_lateness_ms: int = 0
     dims: str = "all,country,device,category"
+    #: Window operators the sketches are split over (see window_parts); 1 = one for everything.
+    window_parts: int = 2
 
 
 def streaming_settings(
@@ -63,6 +65,11 @@ def streaming_settings(
         # plan evaluated parse_event 37 times per record, with it 3 (StatementSet.explain()), and
         # the label job kept several copies of its de-duplication state.
         "table.optimizer.reuse-optimize-block-with-digest-enabled": "true",
+        # Chained operators hand rows over by reference instead of deep-copying each one (18 % of
+        # the source task's samples in a JFR profile). The SQL runtime is written for reuse;
+        # every operator that keeps rows (windows, joins, aggregates) sits behind an exchange,
+        # which deserializes fresh ones.
+        "pipeline.object-reuse": "true",
     }
     if allowed_lateness_ms > 0:
         # Re-fired windows reach the upsert sink as updates keyed by the record key; the sink's
@@ -96,7 +103,6 @@ def source_ddl(cfg: JobConfig) -> str:
     return f"""
 CREATE TABLE events_raw (
   `raw` BYTES,
-  `topic` STRING METADATA VIRTUAL,
   `partition` INT METADATA VIRTUAL,
   `offset` BIGINT METADATA VIRTUAL,
   `kafka_ts` TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
@@ -117,7 +123,7 @@ CREATE TABLE events_raw (
 
 PARSED_VIEW = """
 CREATE TEMPORARY VIEW parsed AS
-SELECT parse_event(`raw`) AS ev, `raw`, `topic`, `partition`, `offset`, `kafka_ts`, `rowtime`
+SELECT parse_event(`raw`) AS ev, `raw`, `partition`, `offset`, `kafka_ts`, `rowtime`
 FROM events_raw"""
 
 VALID_VIEW = """
@@ -252,6 +258,43 @@ FROM {view} CROSS JOIN UNNEST(ARRAY[{rows}]) AS t(kind, field, sketch)"""
 #: The columns the one-pass window function reads (flink_jobs/window_records.py).
 WINDOW_COLUMNS = ("event_time", "user_id", "session_id", "item_id", "category", "country", "device", "price", "raw_text")
 
+#: With two window operators: the identity sketches (strings: distinct counts, heavy hitters,
+#: point counts) in one, the value sketches (price and feature quantiles, the raw-event sample) in
+#: the other. They share no sketch and no record key, and each has its own Python worker, so the
+#: two build a window side by side instead of one after the other.
+WINDOW_PARTS: tuple[frozenset[str], ...] = (frozenset({"hll", "frequent", "cms"}), frozenset({"kll", "reservoir"}))
+
+
+@dataclass(frozen=True)
+class WindowPart:
+    """One window operator of the sketch job: which sketches it builds from which columns."""
+
+    sketches: tuple[tuple[str, str, str], ...]
+    columns: tuple[str, ...]
+    features: bool  # also a KLL per numeric feature (from the raw event)
+    counts: bool  # also the exact count per dimension value (exactly one part does it)
+
+
+def window_parts(n: int) -> list[WindowPart]:
+    """The window operators for ``n`` parts (1 or 2).
+
+    >>> [(len(p.sketches), p.columns, p.features, p.counts) for p in window_parts(2)]  # doctest: +NORMALIZE_WHITESPACE
+    [(8, ('event_time', 'user_id', 'session_id', 'item_id', 'category', 'country', 'device'), False, True),
+     (2, ('event_time', 'category', 'country', 'device', 'price', 'raw_text'), True, False)]
+    """
+    if n not in (1, 2):
+        raise ValueError(f"window_parts must be 1 or 2, got {n}")
+    groups = [frozenset(k for k, _, _ in SKETCHES)] if n == 1 else list(WINDOW_PARTS)
+    parts = []
+    for i, kinds in enumerate(groups):
+        sketches = tuple(s for s in SKETCHES if s[0] in kinds)
+        features = "kll" in kinds
+        needed = {"event_time", "country", "device", "category", *(c for _, _, c in sketches)}
+        if features:
+            needed.add("raw_text")
+        parts.append(WindowPart(sketches, tuple(c for c in WINDOW_COLUMNS if c in needed), features, i == 0))
+    return parts
+
 
 def window_records_select(cfg: JobConfig, view: str) -> str:
     """The packed window (one row per window) -> one aggregates.v1 record per sketch and dim value."""
@@ -282,9 +325,12 @@ CREATE TABLE dlq_sink (
 )"""
 
 
-DLQ_INSERT = """
+def dlq_insert(cfg: JobConfig) -> str:
+    """Invalid records -> dlq.v1. The topic is the job's one input topic: a constant, not a
+    per-record metadata string (which the chain copied and UTF-8-encoded for every valid record)."""
+    return f"""
 INSERT INTO dlq_sink
-SELECT `raw`, CAST(`raw` AS STRING), ev.reason, ev.detail, `topic`, `partition`, `offset`, `kafka_ts`
+SELECT `raw`, CAST(`raw` AS STRING), ev.reason, ev.detail, '{cfg.events_topic}', `partition`, `offset`, `kafka_ts`
 FROM parsed WHERE ev.reason IS NOT NULL"""
 
 

@@ -80,12 +80,15 @@ def merge_sketches_udf():
     return udf(merge, result_type=DataTypes.BYTES())
 
 
-def window_records_udaf(dims: list[str], sketches, window_ms: int, columns: tuple[str, ...]):
-    """One pandas UDAF per window: every dimension's records, packed (flink_jobs/window_records.py)."""
+def window_records_udaf(dims: list[str], part, window_ms: int):
+    """One pandas UDAF per window: every dimension's records of one window part
+    (``sql.WindowPart``), packed (flink_jobs/window_records.py)."""
+    columns = part.columns
+    features = "raw_text" if part.features else None
 
     def window_records_blob(*series: pd.Series) -> bytes:
         frame = pd.DataFrame(dict(zip(columns, series, strict=True)), copy=False)
-        return window_records.build(frame, dims, sketches, window_ms, features_column="raw_text")
+        return window_records.build(frame, dims, part.sketches, window_ms, features_column=features, counts=part.counts)
 
     return udaf(window_records_blob, result_type=DataTypes.BYTES(), func_type="pandas")
 

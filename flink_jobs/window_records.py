@@ -27,6 +27,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
+import numpy as np
 import orjson
 import pandas as pd
 
@@ -52,19 +53,47 @@ class WindowRecord(NamedTuple):
         return f"{self.kind}|{self.field}|{self.dim}|{self.dim_value}|{self.window_start}"
 
 
-def _sketch(kind: str, values: pd.Series, params: dict) -> bytes:
-    sketch = new_sketch(kind, **params.get(kind, {}))
-    if kind == "kll":
-        sketch.update_many(values.to_numpy(dtype="float64"))
-    else:
-        sketch.update_many(values.tolist())
-    return sketch.to_bytes()
+#: Kinds that take pre-counted values (one library call per distinct value, not per event):
+#: HLL ignores repeats, frequent items and count-min take weights.
+COUNTED_KINDS = frozenset({"hll", "frequent", "cms"})
 
 
-def _groups(frame: pd.DataFrame, dim: str):
-    if dim == "all":
-        return [("", frame)]
-    return frame.groupby(dim, sort=False, dropna=False)
+class _Groups:
+    """One dimension's groups of a window, by integer codes (numpy, no per-group pandas objects).
+
+    Values keep their order of first appearance (as ``groupby(sort=False)`` did); rows keep their
+    order within a group, so order-sensitive sketches (the reservoir) see the same sequence.
+    """
+
+    def __init__(self, frame: pd.DataFrame, dim: str) -> None:
+        n = len(frame)
+        if dim == "all":
+            self.codes, self.values = np.zeros(n, dtype=np.int64), [""]
+        else:
+            codes, uniques = pd.factorize(frame[dim], use_na_sentinel=False)
+            self.codes = codes.astype(np.int64, copy=False)
+            self.values = ["" if v is None or (isinstance(v, float) and v != v) else str(v) for v in uniques]
+        self.sizes = np.bincount(self.codes, minlength=len(self.values))
+        self._rows: list[np.ndarray] | None = None
+
+    def rows(self) -> list[np.ndarray]:
+        """Row positions of each group, in frame order."""
+        if self._rows is None:
+            order = np.argsort(self.codes, kind="stable")
+            self._rows = np.split(order, np.cumsum(self.sizes)[:-1])
+        return self._rows
+
+    def value_counts(self, column: tuple[np.ndarray, np.ndarray]) -> list[tuple[list, list[int]]]:
+        """Per group: the distinct values of a factorized column and how often each occurs."""
+        codes, uniques = column
+        width = max(len(uniques), 1)
+        pairs, counts = np.unique(self.codes * width + codes, return_counts=True)
+        bounds = np.searchsorted(pairs // width, np.arange(len(self.values) + 1))
+        out = []
+        for g in range(len(self.values)):
+            lo, hi = bounds[g], bounds[g + 1]
+            out.append((uniques[pairs[lo:hi] % width].tolist(), counts[lo:hi].tolist()))
+        return out
 
 
 def feature_values(raw_events: pd.Series) -> dict[str, list[float]]:
@@ -93,30 +122,44 @@ def build(
     params: dict | None = None,
     emitted_at: int | None = None,
     features_column: str | None = None,
+    counts: bool = True,
 ) -> bytes:
-    """One window's rows -> packed records: per dimension value, every sketch and the exact count;
-    with ``features_column`` (raw event JSON) also a KLL per numeric feature (dimension ``all``)."""
+    """One window's rows -> packed records: per dimension value, every sketch and (with ``counts``)
+    the exact count; with ``features_column`` (raw event JSON) also a KLL per numeric feature
+    (dimension ``all``)."""
     params = params or {}
     first = int(frame["event_time"].iloc[0])
     window_start = first - first % window_ms
+    factorized = {}
+    for kind, _, column in sketches:
+        if kind in COUNTED_KINDS and column not in factorized:
+            codes, uniques = pd.factorize(frame[column], use_na_sentinel=False)
+            factorized[column] = (codes.astype(np.int64, copy=False), np.asarray(uniques, dtype=object))
+    arrays = {column: frame[column].to_numpy() for kind, _, column in sketches if kind not in COUNTED_KINDS}
     parts: list[bytes] = []
-    count = 0
     for dim in dims:
-        for value, group in _groups(frame, dim):
-            events = len(group)
-            value = "" if value is None or (isinstance(value, float) and value != value) else str(value)
+        groups = _Groups(frame, dim)
+        counted = {column: groups.value_counts(f) for column, f in factorized.items()}
+        for g, value in enumerate(groups.values):
+            events = int(groups.sizes[g])
             for kind, field, column in sketches:
-                parts.append(_pack_record(kind, field, dim, value, events, _sketch(kind, group[column], params)))
-                count += 1
-            parts.append(_pack_record("count", "*", dim, value, events, b""))
-            count += 1
+                sketch = new_sketch(kind, **params.get(kind, {}))
+                if kind in COUNTED_KINDS:
+                    sketch.update_counts(*counted[column][g])
+                elif kind == "kll":
+                    sketch.update_many(arrays[column][groups.rows()[g]].astype("float64"))
+                else:
+                    sketch.update_many(arrays[column][groups.rows()[g]].tolist())
+                parts.append(_pack_record(kind, field, dim, value, events, sketch.to_bytes()))
+            if counts:
+                parts.append(_pack_record("count", "*", dim, value, events, b""))
     if features_column is not None:
         for name, values in feature_values(frame[features_column]).items():
-            sketch = _sketch("kll", pd.Series(values, dtype="float64"), params)
-            parts.append(_pack_record("kll", f"features.{name}", "all", "", len(values), sketch))
-            count += 1
+            kll = new_sketch("kll", **params.get("kll", {}))
+            kll.update_many(np.asarray(values, dtype="float64"))
+            parts.append(_pack_record("kll", f"features.{name}", "all", "", len(values), kll.to_bytes()))
     emitted = int(time.time() * 1000) if emitted_at is None else emitted_at
-    return _HEAD.pack(VERSION, window_start, emitted, count) + b"".join(parts)
+    return _HEAD.pack(VERSION, window_start, emitted, len(parts)) + b"".join(parts)
 
 
 def _pack_record(kind: str, field: str, dim: str, value: str, events: int, sketch: bytes) -> bytes:

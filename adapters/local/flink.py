@@ -50,6 +50,23 @@ def flink_conf(s: Settings) -> dict[str, Any]:
         "web.tmpdir": str(var / "web"),
         "blob.storage.directory": str(var / "blobs"),
         "state.backend.type": "hashmap",
+        # Room in flight between the source and the window operator: while a window fires, its
+        # operator waits for Python to build every sketch (~0.3 s per 20,000 events). Flink 2.2
+        # fixes the buffers per channel (2 + 8 floating, at most 10 queued per subpartition), so
+        # with 32 KB buffers the source stalled after ~300 records and source and Python took
+        # turns on the two cores; 1 MB buffers hold ~12,000 records. (A buffer is sent when full
+        # or after execution.buffer-timeout, 100 ms, so latency does not grow.)
+        "taskmanager.memory.segment-size": "1mb",
+        "taskmanager.memory.network.min": "256mb",
+        # The heap, not managed memory, holds our state (hashmap backend) and window buffers; the
+        # sketch job's Python workers run outside the managed budget (python.fn-execution.memory
+        # .managed=false, flink_jobs/sketch_job.py). Flink's default (40 % managed) left a
+        # ~670 MB task heap that ran out after ~2 M events at full speed.
+        "taskmanager.memory.managed.size": "128mb",
+        # Throughput collector: G1's concurrent marking cost ~7 µs of CPU per event in the sketch
+        # job (window rows live one window, long enough to be promoted). The live set is small,
+        # so ParallelGC's stop-the-world collections stay short.
+        "env.java.opts.taskmanager": "-XX:+UseParallelGC",
         "execution.checkpointing.dir": f"file://{var / 'checkpoints'}",
         "execution.checkpointing.savepoint-dir": f"file://{var / 'savepoints'}",
         # Python workers: the Flink venv's interpreter (PyFlink pins clash with our main venv).

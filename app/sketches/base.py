@@ -44,6 +44,15 @@ class Sketch(ABC):
         for v in values:
             self.update(v)
 
+    def update_counts(self, values: Iterable[Any], counts: Iterable[int]) -> None:
+        """Add each of ``values`` as often as its count says: the same sketch as :meth:`update_many`
+        over the repeated values, up to the library's (bounded) ordering effects. Pre-counting a
+        window's values (most repeat) lets sketches with weighted or idempotent updates do one
+        library call per distinct value instead of one per event."""
+        for v, n in zip(values, counts, strict=True):
+            for _ in range(int(n)):
+                self.update(v)
+
     @abstractmethod
     def merge(self, other: Self) -> None:
         """Fold ``other`` into this sketch (in place)."""

@@ -93,6 +93,14 @@ class CountMinSketch(Sketch):
         for v in values:
             upd(v if isinstance(v, str) else str(v))
 
+    def update_counts(self, values: Iterable[Any], counts: Iterable[int]) -> None:
+        # Count-min is linear: one update of weight n equals n updates of weight 1, bit for bit.
+        upd = self._sketch.update
+        for v, n in zip(values, counts, strict=True):
+            if n < 0:
+                raise ValueError("count-min weights must be >= 0")
+            upd(v if isinstance(v, str) else str(v), float(n))
+
     def merge(self, other: Self) -> None:
         sk, o = self._sketch, other._sketch
         if (sk.num_hashes, sk.num_buckets, sk.seed) != (o.num_hashes, o.num_buckets, o.seed):

@@ -96,6 +96,12 @@ class FrequentItemsSketch(Sketch):
         for v in values:
             upd(v if isinstance(v, str) else str(v))
 
+    def update_counts(self, values: Iterable[Any], counts: Iterable[int]) -> None:
+        # Weighted updates are native to the algorithm (the error bound is over total weight).
+        upd = self._sketch.update
+        for v, n in zip(values, counts, strict=True):
+            upd(v if isinstance(v, str) else str(v), int(n))
+
     def merge(self, other: Self) -> None:
         self._sketch.merge(other._sketch)
 

@@ -56,6 +56,10 @@ class HllSketch(Sketch):
         for v in values:
             upd(v)
 
+    def update_counts(self, values: Iterable[Any], counts: Iterable[int]) -> None:
+        # A distinct count ignores repeats: one update per distinct value is the same sketch.
+        self.update_many(values)
+
     def _current(self) -> ds.hll_sketch:
         """Fold pending updates into the union and return one sketch of everything."""
         if not self._sketch.is_empty():

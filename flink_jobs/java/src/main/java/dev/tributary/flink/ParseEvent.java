@@ -1,14 +1,23 @@
 package dev.tributary.flink;
 
 import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.Map;
 import org.apache.flink.table.annotation.DataTypeHint;
+import org.apache.flink.table.data.GenericMapData;
+import org.apache.flink.table.data.GenericRowData;
+import org.apache.flink.table.data.RowData;
+import org.apache.flink.table.data.StringData;
 import org.apache.flink.table.functions.ScalarFunction;
-import org.apache.flink.types.Row;
 
 /**
- * Flink SQL scalar UDF: validates one raw {@code events.v1} message (Kafka value bytes) with
- * {@link EventValidator} and returns a ROW. {@code reason} is null for a valid event; for an
- * invalid one only {@code reason} and {@code detail} are set.
+ * Flink SQL scalar UDF: validates one raw {@code events.v1} message (Kafka value bytes) and
+ * returns a ROW. {@code reason} is null for a valid event; for an invalid one only
+ * {@code reason} and {@code detail} are set.
+ *
+ * <p>Ordinary valid events take {@link FastEventParser} (one pass over the bytes); everything
+ * else, and every rejection, comes from {@link EventValidator}. The row is Flink's internal
+ * {@link RowData}, so the planner does not convert it field by field.
  *
  * <pre>
  * CREATE TEMPORARY FUNCTION parse_event AS 'dev.tributary.flink.ParseEvent' LANGUAGE JAVA;
@@ -26,24 +35,48 @@ public class ParseEvent extends ScalarFunction {
     // the parsed view, the DLQ branch) on the same bytes, one after another in one task thread:
     // remembering the last input makes the 2nd and 3rd calls an array compare instead of a parse.
     private transient byte[] lastRaw;
-    private transient Row lastRow;
+    private transient RowData lastRow;
 
-    public @DataTypeHint(RESULT_TYPE) Row eval(byte[] raw) {
+    public @DataTypeHint(value = RESULT_TYPE, bridgedTo = RowData.class) RowData eval(byte[] raw) {
         if (raw != null && lastRaw != null && (raw == lastRaw || Arrays.equals(raw, lastRaw))) {
             return lastRow;
         }
-        EventValidator.Result r = EventValidator.validate(raw);
-        Row row;
-        if (!r.isValid()) {
-            row = Row.of(r.reason, r.detail, null, null, null, null, null, null, null, null, null,
-                    null, null, null);
-        } else {
-            row = Row.of(null, null, r.eventId, r.eventType, r.eventTime, r.userId, r.sessionId,
-                    r.itemId, r.category, r.country, r.device, r.price, r.impressionId, r.features);
+        RowData row = FastEventParser.parse(raw);
+        if (row == null) {
+            row = toRow(EventValidator.validate(raw));
         }
         lastRaw = raw;
         lastRow = row;
         return row;
+    }
+
+    /** The validator's verdict as an internal row. */
+    static GenericRowData toRow(EventValidator.Result r) {
+        GenericRowData row = new GenericRowData(FastEventParser.ARITY);
+        if (!r.isValid()) {
+            row.setField(0, str(r.reason));
+            row.setField(1, str(r.detail));
+            return row;
+        }
+        row.setField(2, str(r.eventId));
+        row.setField(3, str(r.eventType));
+        row.setField(4, r.eventTime);
+        row.setField(5, str(r.userId));
+        row.setField(6, str(r.sessionId));
+        row.setField(7, str(r.itemId));
+        row.setField(8, str(r.category));
+        row.setField(9, str(r.country));
+        row.setField(10, str(r.device));
+        row.setField(11, r.price);
+        row.setField(12, str(r.impressionId));
+        Map<StringData, Double> features = new LinkedHashMap<>();
+        r.features.forEach((k, v) -> features.put(StringData.fromString(k), v));
+        row.setField(13, new GenericMapData(features));
+        return row;
+    }
+
+    private static StringData str(String s) {
+        return s == null ? null : StringData.fromString(s);
     }
 
     /** Same input, same output: the planner may constant-fold and reuse results. */
