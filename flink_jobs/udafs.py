@@ -1,4 +1,4 @@
-"""Vectorized (pandas) aggregate functions: each window reaches Python once, as Arrow columns.
+"""Vectorized (pandas) aggregate functions: each window reaches Python once per window part, as Arrow columns.
 
 Thin shims over ``app.sketches``: all sketch logic and its tests live in the pure core.
 """

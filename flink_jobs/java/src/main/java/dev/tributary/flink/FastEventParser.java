@@ -22,7 +22,7 @@ import org.apache.flink.table.data.StringData;
  * <p>Why: the tree-model validator took ~34 % of the source task's CPU in a JFR profile
  * (UTF-8 decode, Jackson tree, a surrogate walk, then a Row converted to internal data).
  */
-final class FastEventParser {
+final class FastEventParser extends AsciiJsonCursor {
 
     static final int ARITY = 14;
 
@@ -39,13 +39,9 @@ final class FastEventParser {
     private static final int REQUIRED = (1 << IMPRESSION_ID) - 1; // event_id .. price
     private static final String[] EVENT_TYPES = {"impression", "click", "purchase"};
     private static final String[] DEVICES = {"mobile", "desktop", "tablet"};
-    private static final int MAX_NUMBER_CHARS = 32;
-
-    private final byte[] b;
-    private int p;
 
     private FastEventParser(byte[] raw) {
-        this.b = raw;
+        super(raw);
     }
 
     /** The parsed event in {@link ParseEvent#RESULT_TYPE} order, or null: ask the validator. */
@@ -63,19 +59,6 @@ final class FastEventParser {
         } catch (Bail e) {
             return null;
         }
-    }
-
-    /** Leaves the fast path (no stack trace: cheap). */
-    private static final class Bail extends Exception {
-        static final Bail INSTANCE = new Bail();
-
-        private Bail() {
-            super(null, null, false, false);
-        }
-    }
-
-    private static Bail bail() {
-        return Bail.INSTANCE;
     }
 
     private GenericRowData event() throws Bail {
@@ -175,20 +158,6 @@ final class FastEventParser {
         return StringData.fromBytes(copy);
     }
 
-    /** Advances past the closing quote; returns its position. No escapes can occur (checked). */
-    private int stringEnd() throws Bail {
-        while (p < b.length) {
-            byte c = b[p++];
-            if (c == '"') {
-                return p - 1;
-            }
-            if (c < 0x20) {
-                throw bail(); // control characters must be escaped in JSON
-            }
-        }
-        throw bail();
-    }
-
     private long eventTime() throws Bail {
         int start = p;
         if (!number() || p - start > 18) {
@@ -243,71 +212,7 @@ final class FastEventParser {
         }
     }
 
-    /** Any JSON number, as the validator reads it (Jackson: Double.parseDouble of the text). */
-    private double decimal() throws Bail {
-        int start = p;
-        boolean integral = number();
-        int len = p - start;
-        if (len > MAX_NUMBER_CHARS) {
-            throw bail();
-        }
-        String text = new String(b, start, len, StandardCharsets.ISO_8859_1);
-        // Jackson reads an integer as an int/long node, so "-0" is 0.0, not -0.0.
-        return integral && len <= 18 ? (double) Long.parseLong(text) : Double.parseDouble(text);
-    }
-
-    /**
-     * Consumes a number by the JSON grammar {@code -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?};
-     * returns true when it is an integer (no fraction, no exponent).
-     */
-    private boolean number() throws Bail {
-        if (peek() == '-') {
-            p++;
-        }
-        int c = peek();
-        if (c == '0') {
-            p++;
-            if (isDigit(peek())) {
-                throw bail(); // leading zero: invalid JSON
-            }
-        } else if (isDigit(c)) {
-            while (isDigit(peek())) {
-                p++;
-            }
-        } else {
-            throw bail();
-        }
-        boolean integral = true;
-        if (peek() == '.') {
-            p++;
-            digits();
-            integral = false;
-        }
-        if (peek() == 'e' || peek() == 'E') {
-            p++;
-            if (peek() == '+' || peek() == '-') {
-                p++;
-            }
-            digits();
-            integral = false;
-        }
-        return integral;
-    }
-
-    private void digits() throws Bail {
-        if (!isDigit(peek())) {
-            throw bail();
-        }
-        while (isDigit(peek())) {
-            p++;
-        }
-    }
-
     // ---------------------------------------------------------------- helpers
-
-    private static boolean isDigit(int c) {
-        return c >= '0' && c <= '9';
-    }
 
     private static boolean country(StringData s) {
         byte[] v = s.toBytes();
@@ -330,34 +235,6 @@ final class FastEventParser {
             }
         }
         return true;
-    }
-
-    /** JSON whitespace only (what Jackson accepts between tokens). */
-    private void ws() {
-        while (p < b.length) {
-            byte c = b[p];
-            if (c != ' ' && c != '\n' && c != '\r' && c != '\t') {
-                return;
-            }
-            p++;
-        }
-    }
-
-    private int peek() {
-        return p < b.length ? b[p] : -1;
-    }
-
-    private int next() throws Bail {
-        if (p >= b.length) {
-            throw bail();
-        }
-        return b[p++];
-    }
-
-    private void expect(char c) throws Bail {
-        if (next() != c) {
-            throw bail();
-        }
     }
 
     private static byte[] bytes(String s) {
