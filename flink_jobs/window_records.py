@@ -3,10 +3,11 @@
 The sketch job used to run one Flink window operator per dimension: each copied every row
 (including the raw event kept for the reservoir sample) through the network, into its own
 window state, into Arrow and to its own Python worker, so the JVM spent ~120 µs per event on
-copies. Here the window reaches Python once per window part (``sql.WINDOW_PARTS``: two operators
-with disjoint sketches, so two workers build it side by side); values are counted per group
-once (numpy) and every sketch of every group is built from the same columns. The result is one packed blob per window,
-unpacked into records by a table function (per window, not per event, so plain Python is fine).
+copies. Here the window reaches Python once per window part (``sql.WINDOW_PARTS``: two
+operators with disjoint sketches, so two workers build it side by side); values are counted per
+group once (numpy) and every sketch of every group is built from the same columns. The result is
+one packed blob per window, unpacked into records by a table function (per window, not per
+event, so plain Python is fine).
 
 Pure pandas + :mod:`app.sketches` (no Flink), so it is unit-tested in the main environment.
 
