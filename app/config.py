@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     flink_rpc_port: int = 6123
     flink_jobmanager_memory: str = "1024m"
     flink_taskmanager_memory: str = "2560m"
-    flink_slots: int = 2
+    flink_slots: int = 4
     flink_parallelism: int = 1
 
     # Redis

@@ -8,7 +8,7 @@
    with a fresh group id, on a freshly restarted TaskManager; the clock starts when the last of
    its tasks switched to RUNNING (Flink's subtask timestamps: start-up excluded) and stops at
    the processing time at which the last window was emitted (the newest
-   ``emitted_at`` of its aggregates, set by the UDAF when the window fires). Done when the
+   ``emitted_at`` of its aggregates, set by the Python builder of the fired window). Done when the
    per-window exact counts (``count`` records, dim ``all``) add up to N. Meanwhile, every second:
    consumer lag of the job's group (end offsets - offsets Flink committed on checkpoints), the
    TaskManager's heap, and the CPU seconds of the TaskManager JVM, its Python workers and Kafka.
@@ -18,7 +18,7 @@
 Target (shared/DESIGN.md): >= 50,000 events/s with bounded lag; ratio ours/baseline >= 0.5.
 
 ``--event-rate`` sets how dense the windows are (events per second of event time): the job keeps
-every row of an open window in the TaskManager heap (once, since the one-pass window), so 5,000
+every open window's events (as columns, raw events included) in the TaskManager heap, so 5,000
 (50,000 per window) shows the memory limit. ``--profile`` samples ``jstack`` of the source and window-operator threads.
 
     TRIBUTARY_TEST_PORT_OFFSET=300 .venv/bin/python benchmarks/pipeline_throughput.py [--quick]
@@ -217,7 +217,7 @@ def run_job(base, events_topic: str, n: int, dims: str, timeout: float, label: s
 
         def sample() -> None:
             time.sleep(3)
-            profiled.update(C.jstack_profile(tm_pid, ["Source: events_raw", "PythonGroupWindowAggregate"], samples=60,
+            profiled.update(C.jstack_profile(tm_pid, ["Source: events_raw", "GroupWindowAggregate"], samples=60,
                                              interval=0.5, stop=sampling_done))
 
         threading.Thread(target=sample, daemon=True).start()

@@ -40,8 +40,12 @@ class JobConfig:
     transactional_id_prefix: str = "tributary-sketches"
     allowed_lateness_ms: int = 0
     dims: str = "all,country,device,category"
-    #: Window operators the sketches are split over (see window_parts); 1 = one for everything.
+    #: Python sketch builders the sketches are split over (see window_parts); 1 = one for everything.
     window_parts: int = 2
+    #: Parallelism of every operator but the (global) window: 0 = the cluster's default.
+    parallelism: int = 2
+    #: Subtasks of the Python sketch builders: consecutive windows are built side by side.
+    builders: int = 2
 
 
 def streaming_settings(
@@ -95,13 +99,13 @@ def _sink_guarantee(cfg: JobConfig, name: str) -> str:
     return "'sink.delivery-guarantee' = 'at-least-once'"
 
 
-def source_ddl(cfg: JobConfig) -> str:
+def source_ddl(cfg: JobConfig, name: str = "events_raw") -> str:
     # The watermark needs the event time before the record is validated, so the rowtime
     # column parses it too. An invalid record (parse_event leaves event_time NULL) gets the
     # epoch: it goes to the DLQ and never reaches a window, and a rowtime of 0 can never
     # advance the watermark (a malformed record stamped "now" would make every valid event late).
     return f"""
-CREATE TABLE events_raw (
+CREATE TABLE {name} (
   `raw` BYTES,
   `partition` INT METADATA VIRTUAL,
   `offset` BIGINT METADATA VIRTUAL,
@@ -131,8 +135,7 @@ CREATE TEMPORARY VIEW valid_events AS
 SELECT ev.event_id AS event_id, ev.event_type AS event_type, ev.event_time AS event_time,
        ev.user_id AS user_id, ev.session_id AS session_id, ev.item_id AS item_id,
        ev.category AS category, ev.country AS country, ev.device AS device, ev.price AS price,
-       ev.impression_id AS impression_id, ev.features AS features,
-       CAST(`raw` AS STRING) AS raw_text, `raw`, `rowtime`
+       ev.impression_id AS impression_id, ev.features AS features, `raw`, `rowtime`
 FROM parsed WHERE ev.reason IS NULL"""
 
 
@@ -157,14 +160,16 @@ def late_condition(cfg: JobConfig, lateness_ms: int | None = None) -> str:
 def split_views(cfg: JobConfig) -> list[str]:
     w = cfg.window_seconds * 1000
     cond = late_condition(cfg)
+    # Only the late paths see the event as text: decoding every on-time event's bytes to a
+    # string (and encoding it again for the network) cost the source task ~1 µs per event.
+    late = f"*, CAST(`raw` AS STRING) AS raw_text, event_time - MOD(event_time, {w}) AS ws"
     return [
-        # On time: before its window fired. (Flink's Python window operators cannot fire late, see
+        # On time: before its window fired. (Flink's window operators cannot fire late here, see
         # flink_jobs/late_revisions.py: events admitted by the allowed lateness take another path.)
         f"CREATE TEMPORARY VIEW on_time_events AS SELECT * FROM valid_events WHERE NOT {late_condition(cfg, 0)}",
-        f"CREATE TEMPORARY VIEW admitted_late_events AS SELECT *, event_time - MOD(event_time, {w}) AS ws "
+        f"CREATE TEMPORARY VIEW admitted_late_events AS SELECT {late} "
         f"FROM valid_events WHERE {late_condition(cfg, 0)} AND NOT {cond}",
-        f"CREATE TEMPORARY VIEW late_events AS SELECT *, event_time - MOD(event_time, {w}) AS ws "
-        f"FROM valid_events WHERE {cond}",
+        f"CREATE TEMPORARY VIEW late_events AS SELECT {late} FROM valid_events WHERE {cond}",
     ]
 
 
@@ -255,55 +260,61 @@ SELECT CONCAT(t.kind, '|', t.field, '|', '{dim}', '|', {dim_value}, '|', CAST(ws
 FROM {view} CROSS JOIN UNNEST(ARRAY[{rows}]) AS t(kind, field, sketch)"""
 
 
-#: The columns the one-pass window function reads (flink_jobs/window_records.py).
-WINDOW_COLUMNS = ("event_time", "user_id", "session_id", "item_id", "category", "country", "device", "price", "raw_text")
+#: The columns of on_time_events that the Java aggregate pack_window takes, in its order
+#: (dev.tributary.flink.PackWindow; WindowColumns documents the packed form).
+PACK_WINDOW_COLUMNS = (
+    "event_time", "user_id", "session_id", "item_id", "category", "country", "device", "price", "features", "raw",
+)
 
-#: With two window operators: the identity sketches (strings: distinct counts, heavy hitters,
-#: point counts) in one, the value sketches (price and feature quantiles, the raw-event sample) in
-#: the other. They share no sketch and no record key, and each has its own Python worker, so the
-#: two build a window side by side instead of one after the other.
+#: With two parts: the identity sketches (strings: distinct counts, heavy hitters, point counts)
+#: in one Python table function, the value sketches (price and feature quantiles, the raw-event
+#: sample) in another. They share no sketch and no record key, and each runs in its own Python
+#: worker, so the two build a window side by side.
 WINDOW_PARTS: tuple[frozenset[str], ...] = (frozenset({"hll", "frequent", "cms"}), frozenset({"kll", "reservoir"}))
 
 
 @dataclass(frozen=True)
 class WindowPart:
-    """One window operator of the sketch job: which sketches it builds from which columns."""
+    """One Python sketch builder of the sketch job: which sketches it builds from which columns."""
 
     sketches: tuple[tuple[str, str, str], ...]
-    columns: tuple[str, ...]
-    features: bool  # also a KLL per numeric feature (from the raw event)
+    features: bool  # also a KLL per numeric feature
     counts: bool  # also the exact count per dimension value (exactly one part does it)
+    sections: tuple[str, ...]  # the fields of pack_window's result it reads
 
 
 def window_parts(n: int) -> list[WindowPart]:
-    """The window operators for ``n`` parts (1 or 2).
+    """The sketch builders for ``n`` parts (1 or 2).
 
-    >>> [(len(p.sketches), p.columns, p.features, p.counts) for p in window_parts(2)]  # doctest: +NORMALIZE_WHITESPACE
-    [(8, ('event_time', 'user_id', 'session_id', 'item_id', 'category', 'country', 'device'), False, True),
-     (2, ('event_time', 'category', 'country', 'device', 'price', 'raw_text'), True, False)]
+    >>> [(len(p.sketches), p.features, p.counts, p.sections) for p in window_parts(2)]
+    [(8, False, True, ('identity',)), (2, True, False, ('values',))]
+    >>> window_parts(1)[0].sections
+    ('identity', 'values')
     """
     if n not in (1, 2):
         raise ValueError(f"window_parts must be 1 or 2, got {n}")
     groups = [frozenset(k for k, _, _ in SKETCHES)] if n == 1 else list(WINDOW_PARTS)
     parts = []
     for i, kinds in enumerate(groups):
-        sketches = tuple(s for s in SKETCHES if s[0] in kinds)
-        features = "kll" in kinds
-        needed = {"event_time", "country", "device", "category", *(c for _, _, c in sketches)}
-        if features:
-            needed.add("raw_text")
-        parts.append(WindowPart(sketches, tuple(c for c in WINDOW_COLUMNS if c in needed), features, i == 0))
+        sections = tuple(name for name, needs in _SECTIONS if kinds & needs)
+        parts.append(WindowPart(tuple(s for s in SKETCHES if s[0] in kinds), "kll" in kinds, i == 0, sections))
     return parts
 
 
-def window_records_select(cfg: JobConfig, view: str) -> str:
-    """The packed window (one row per window) -> one aggregates.v1 record per sketch and dim value."""
+#: pack_window's result fields (PackWindow.RESULT_TYPE) and the sketch kinds that read each.
+_SECTIONS = (("identity", frozenset({"hll", "frequent", "cms"})), ("values", frozenset({"kll", "reservoir"})))
+
+
+def window_records_select(cfg: JobConfig, view: str, function: str, sections: tuple[str, ...]) -> str:
+    """The packed window (one row per window) -> one aggregates.v1 record per sketch and dim value,
+    built by the Python table function ``function`` from the ``sections`` of the packed row."""
     w = cfg.window_seconds * 1000
+    args = ", ".join(f"`packed`.`{s}`" for s in sections)
     return f"""
 SELECT t.k AS k, 1 AS v, t.kind AS kind, t.field AS field, t.dim AS dim, t.dim_value AS dim_value,
        t.ws AS window_start, t.ws + {w} AS window_end, t.events AS events, CAST(0 AS BIGINT) AS late_events,
        0 AS revision, t.emitted_at AS emitted_at, t.sketch AS sketch
-FROM {view}, LATERAL TABLE(explode_window(`blob`)) AS t(k, kind, field, dim, dim_value, ws, events, emitted_at, sketch)"""
+FROM {view}, LATERAL TABLE({function}({args})) AS t(k, kind, field, dim, dim_value, ws, events, emitted_at, sketch)"""
 
 
 def dlq_sink_ddl(cfg: JobConfig) -> str:

@@ -1,17 +1,16 @@
-"""Vectorized (pandas) aggregate functions: each window reaches Python once per window part, as Arrow columns.
+"""Python functions of the sketch job: the per-window sketch builders, and the per-record late path.
 
 Thin shims over ``app.sketches``: all sketch logic and its tests live in the pure core.
 """
 
 from __future__ import annotations
 
-import pandas as pd
 from pyflink.common import Row
 from pyflink.table import DataTypes
 from pyflink.table.udf import AggregateFunction, udaf, udf, udtf
 
 from app.sketches import decode_sketch, new_sketch
-from flink_jobs import window_records
+from flink_jobs import window_columns, window_records
 
 
 class _SketchAccumulator(AggregateFunction):
@@ -80,25 +79,16 @@ def merge_sketches_udf():
     return udf(merge, result_type=DataTypes.BYTES())
 
 
-def window_records_udaf(dims: list[str], part, window_ms: int):
-    """One pandas UDAF per window: every dimension's records of one window part
-    (``sql.WindowPart``), packed (flink_jobs/window_records.py)."""
-    columns = part.columns
-    features = "raw_text" if part.features else None
+def window_sketches_udtf(dims: list[str], part, window_ms: int):
+    """A packed window (the Java aggregate ``pack_window``; the sections ``part.sections`` names)
+    -> one row per record of one window part (``sql.WindowPart``): every sketch of every dimension value, built with numpy from the
+    window's columns (flink_jobs/window_records.py). Runs once per window, not per event."""
 
-    def window_records_blob(*series: pd.Series) -> bytes:
-        frame = pd.DataFrame(dict(zip(columns, series, strict=True)), copy=False)
-        return window_records.build(frame, dims, part.sketches, window_ms, features_column=features, counts=part.counts)
-
-    return udaf(window_records_blob, result_type=DataTypes.BYTES(), func_type="pandas")
-
-
-def explode_window_udtf():
-    """A packed window -> one row per record (runs once per window, so per-row Python is fine)."""
-
-    def explode_window(blob: bytes):
+    def window_sketches(*packed: bytes):
+        blob = window_records.build(window_columns.PackedColumns(*packed), dims, part.sketches, window_ms,
+                                    features=part.features, counts=part.counts)  # fmt: skip
         for r in window_records.unpack(blob):
             yield r.key(), r.kind, r.field, r.dim, r.dim_value, r.window_start, r.events, r.emitted_at, r.sketch
 
     types = [DataTypes.STRING()] * 5 + [DataTypes.BIGINT()] * 3 + [DataTypes.BYTES()]
-    return udtf(explode_window, result_types=types)
+    return udtf(window_sketches, result_types=types)

@@ -1,15 +1,15 @@
-"""Every record of one window, for every dimension, from one pass over its rows.
+"""Every record of one window, for every dimension, from one pass over its columns.
 
 The sketch job used to run one Flink window operator per dimension: each copied every row
 (including the raw event kept for the reservoir sample) through the network, into its own
 window state, into Arrow and to its own Python worker, so the JVM spent ~120 µs per event on
-copies. Here the window reaches Python once per window part (``sql.WINDOW_PARTS``: two
-operators with disjoint sketches, so two workers build it side by side); values are counted per
-group once (numpy) and every sketch of every group is built from the same columns. The result is
-one packed blob per window, unpacked into records by a table function (per window, not per
-event, so plain Python is fine).
+copies. Now one Java window aggregate keeps each window's events as columns and hands them over
+packed when the window fires (flink_jobs/window_columns.py); the sketches are split over two
+builders (``sql.WINDOW_PARTS``) that run side by side in their own workers. Values are counted
+per group once (numpy) and every sketch of every group is built from the same columns. The
+result is one packed blob per window, unpacked into records by the table function that built it.
 
-Pure pandas + :mod:`app.sketches` (no Flink), so it is unit-tested in the main environment.
+Pure numpy/pandas + :mod:`app.sketches` (no Flink), so it is unit-tested in the main environment.
 
 >>> import pandas as pd
 >>> frame = pd.DataFrame({"event_time": [10_001, 10_002], "user_id": ["a", "b"], "session_id": ["s", "s"],
@@ -30,10 +30,12 @@ from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
 import numpy as np
-import orjson
 import pandas as pd
 
 from app.sketches import new_sketch
+from flink_jobs.window_columns import FrameColumns, PackedColumns
+
+Columns = PackedColumns | FrameColumns
 
 _HEAD = struct.Struct("<BqqI")  # format version, window start, emitted at, record count
 _REC = struct.Struct("<qHHHHI")  # events, then the byte lengths of kind, field, dim, dim value, sketch
@@ -67,13 +69,11 @@ class _Groups:
     order within a group, so order-sensitive sketches (the reservoir) see the same sequence.
     """
 
-    def __init__(self, frame: pd.DataFrame, dim: str) -> None:
-        n = len(frame)
+    def __init__(self, columns: Columns, dim: str) -> None:
         if dim == "all":
-            self.codes, self.values = np.zeros(n, dtype=np.int64), [""]
+            self.codes, self.values = np.zeros(columns.rows, dtype=np.int64), [""]
         else:
-            codes, uniques = pd.factorize(frame[dim], use_na_sentinel=False)
-            self.codes = codes.astype(np.int64, copy=False)
+            self.codes, uniques = columns.factorized(dim)
             self.values = ["" if v is None or (isinstance(v, float) and v != v) else str(v) for v in uniques]
         self.sizes = np.bincount(self.codes, minlength=len(self.values))
         self._rows: list[np.ndarray] | None = None
@@ -98,49 +98,28 @@ class _Groups:
         return out
 
 
-def feature_values(raw_events: pd.Series) -> dict[str, list[float]]:
-    """Every numeric ``features`` entry of the window's (already validated) raw events, by name.
-
-    Parsing the JSON here (orjson, ~2 µs per event) replaced exploding the features map on the
-    JVM, which shuffled ~2 rows per event to a window operator of its own.
-
-    >>> feature_values(pd.Series(['{"features": {"a": 1, "b": 2.5}}', '{}', '{"features": {"a": 3}}']))
-    {'a': [1, 3], 'b': [2.5]}
-    """
-    values: dict[str, list[float]] = {}
-    for text in raw_events:
-        features = orjson.loads(text).get("features")
-        if features:
-            for name, value in features.items():
-                values.setdefault(name, []).append(value)
-    return values
-
-
 def build(
-    frame: pd.DataFrame,
+    source: Columns | pd.DataFrame,
     dims: Sequence[str],
     sketches: Sequence[tuple[str, str, str]],
     window_ms: int,
     params: dict | None = None,
     emitted_at: int | None = None,
-    features_column: str | None = None,
+    features: bool = False,
     counts: bool = True,
 ) -> bytes:
-    """One window's rows -> packed records: per dimension value, every sketch and (with ``counts``)
-    the exact count; with ``features_column`` (raw event JSON) also a KLL per numeric feature
-    (dimension ``all``)."""
+    """One window's events -> packed records: per dimension value, every sketch and (with
+    ``counts``) the exact count; with ``features`` also a KLL per numeric feature (dimension
+    ``all``). ``source``: a packed window (PackedColumns) or a frame of event fields."""
+    columns = FrameColumns(source) if isinstance(source, pd.DataFrame) else source
     params = params or {}
-    first = int(frame["event_time"].iloc[0])
+    first = columns.first_event_time
     window_start = first - first % window_ms
-    factorized = {}
-    for kind, _, column in sketches:
-        if kind in COUNTED_KINDS and column not in factorized:
-            codes, uniques = pd.factorize(frame[column], use_na_sentinel=False)
-            factorized[column] = (codes.astype(np.int64, copy=False), np.asarray(uniques, dtype=object))
-    arrays = {column: frame[column].to_numpy() for kind, _, column in sketches if kind not in COUNTED_KINDS}
+    factorized = {c: columns.factorized(c) for kind, _, c in sketches if kind in COUNTED_KINDS}
+    floats = {c: columns.floats(c) for kind, _, c in sketches if kind == "kll"}
     parts: list[bytes] = []
     for dim in dims:
-        groups = _Groups(frame, dim)
+        groups = _Groups(columns, dim)
         counted = {column: groups.value_counts(f) for column, f in factorized.items()}
         for g, value in enumerate(groups.values):
             events = int(groups.sizes[g])
@@ -149,14 +128,14 @@ def build(
                 if kind in COUNTED_KINDS:
                     sketch.update_counts(*counted[column][g])
                 elif kind == "kll":
-                    sketch.update_many(arrays[column][groups.rows()[g]].astype("float64"))
+                    sketch.update_many(floats[column][groups.rows()[g]])
                 else:
-                    sketch.update_many(arrays[column][groups.rows()[g]].tolist())
+                    sketch.update_many(columns.texts(column, groups.rows()[g]))
                 parts.append(_pack_record(kind, field, dim, value, events, sketch.to_bytes()))
             if counts:
                 parts.append(_pack_record("count", "*", dim, value, events, b""))
-    if features_column is not None:
-        for name, values in feature_values(frame[features_column]).items():
+    if features:
+        for name, values in columns.features().items():
             kll = new_sketch("kll", **params.get("kll", {}))
             kll.update_many(np.asarray(values, dtype="float64"))
             parts.append(_pack_record("kll", f"features.{name}", "all", "", len(values), kll.to_bytes()))

@@ -22,7 +22,7 @@ import hashlib
 import json
 import random
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Self
 
 import numpy as np
@@ -183,7 +183,8 @@ class ReservoirSample(Sketch):
 
     def update_many(self, values: Iterable[Any]) -> None:
         """Algorithm R vectorized: one uniform draw per item in numpy, Python only for hits."""
-        vals = values if isinstance(values, (list, tuple)) else list(values)
+        # A Sequence is indexed, not copied: a lazy one (a window's raw events) decodes only hits.
+        vals = values if isinstance(values, Sequence) else list(values)
         items, k = self._items, self.k
         start = max(0, min(len(vals), k - len(items)))
         items.extend(_normalize(v) for v in vals[:start])  # filling phase: keep everything

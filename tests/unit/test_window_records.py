@@ -1,5 +1,6 @@
 """One pass over a window's rows (flink_jobs/window_records.py) gives, per dimension value, the same
-sketches and exact counts as building each on its own, and survives its packing."""
+sketches and exact counts as building each on its own, and survives its packing; the packed
+columns PackWindow emits (flink_jobs/window_columns.py) give the same records as a frame."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import orjson
 import pandas as pd
 
 from app.sketches import decode_sketch, new_sketch
-from flink_jobs import window_records
-from flink_jobs.sql import SKETCHES, WINDOW_COLUMNS
+import pytest
+
+from flink_jobs import window_columns, window_records
+from flink_jobs.sql import SKETCHES
 
 DIMS = ["all", "country", "device", "category"]
 
@@ -26,13 +29,19 @@ def _frame(n: int = 3_000, seed: int = 3) -> pd.DataFrame:
         if i % 3:
             ev["features"] = {"dwell": rng.random(), **({"pos": i % 7} if i % 2 else {})}
         ev["raw_text"] = orjson.dumps(ev).decode()
+        ev["raw"] = ev["raw_text"].encode()
         rows.append(ev)
-    return pd.DataFrame(rows)[list(WINDOW_COLUMNS)]
+    return pd.DataFrame(rows)
 
 
-def test_one_pass_equals_each_sketch_built_alone():
+def _source(frame: pd.DataFrame, packed: bool):
+    return window_columns.PackedColumns(window_columns.pack(frame)) if packed else frame
+
+
+@pytest.mark.parametrize("packed", [False, True], ids=["frame", "packed"])
+def test_one_pass_equals_each_sketch_built_alone(packed: bool):
     frame = _frame()
-    recs = list(window_records.unpack(window_records.build(frame, DIMS, SKETCHES, 10_000, features_column="raw_text")))
+    recs = list(window_records.unpack(window_records.build(_source(frame, packed), DIMS, SKETCHES, 10_000, features=True)))
     by_key = {(r.kind, r.field, r.dim, r.dim_value): r for r in recs}
     assert {r.window_start for r in recs} == {50_000}
     for dim in DIMS:
@@ -78,18 +87,45 @@ def test_record_keys_are_the_aggregate_contract_keys():
     assert rec.key() == r.key()
 
 
+def test_packed_columns_give_the_records_a_frame_gives():
+    """Byte for byte, except the randomized sketches: KLL (random compaction) and the reservoir
+    see the same values (same n, extremes and ranks within the error; sample from the group)."""
+    frame = _frame(1_500, seed=5)
+    frame_recs, packed_recs = (
+        list(window_records.unpack(window_records.build(_source(frame, p), DIMS, SKETCHES, 10_000, emitted_at=1,
+                                                        features=True)))  # fmt: skip
+        for p in (False, True)
+    )
+    assert [r.key() for r in frame_recs] == [r.key() for r in packed_recs]
+    for a, b in zip(frame_recs, packed_recs, strict=True):
+        assert a._replace(sketch=b"") == b._replace(sketch=b""), a.key()
+        if a.kind == "kll":
+            ka, kb = decode_sketch(a.sketch), decode_sketch(b.sketch)
+            assert (ka.n, ka.min, ka.max) == (kb.n, kb.min, kb.max), a.key()
+            e = 2 * ka.rank_error
+            for q in (0.1, 0.5, 0.9):  # one's quantile lies within the other's at q -+ both errors
+                lo, hi = ka.quantile(max(0.0, q - e)).value, ka.quantile(min(1.0, q + e)).value
+                assert lo <= kb.quantile(q).value <= hi, (a.key(), q)
+            continue
+        if a.kind != "reservoir":
+            assert a.sketch == b.sketch, a.key()
+            continue
+        ra, rb = decode_sketch(a.sketch), decode_sketch(b.sketch)
+        assert ra.n_seen == rb.n_seen == a.events
+        group = frame if a.dim == "all" else frame[frame[a.dim] == a.dim_value]
+        assert set(rb.sample()) <= set(group["raw_text"]) and len(rb.sample()) == min(rb.k, len(group))
+
+
 def test_window_parts_cover_every_record_once():
-    """Two window operators (sql.WINDOW_PARTS) emit together exactly the records of one."""
+    """Two sketch builders (sql.WINDOW_PARTS) emit together exactly the records of one."""
     from flink_jobs.sql import window_parts
 
-    frame = _frame(800)
+    packed = window_columns.PackedColumns(window_columns.pack(_frame(800)))
 
     def keys(parts) -> list[str]:
         out = []
         for part in parts:
-            sub = frame[list(part.columns)]
-            blob = window_records.build(sub, DIMS, part.sketches, 10_000, features_column="raw_text" if part.features
-                                        else None, counts=part.counts)  # fmt: skip
+            blob = window_records.build(packed, DIMS, part.sketches, 10_000, features=part.features, counts=part.counts)
             out += [r.key() for r in window_records.unpack(blob)]
         return out
 

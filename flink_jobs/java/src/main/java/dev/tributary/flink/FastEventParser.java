@@ -1,6 +1,7 @@
 package dev.tributary.flink;
 
 import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import org.apache.flink.table.data.GenericMapData;
@@ -37,8 +38,11 @@ final class FastEventParser extends AsciiJsonCursor {
     /** Longest string (in characters = bytes: the fast path is ASCII only) per string field. */
     private static final int[] MAX_LEN = {64, 0, 0, 128, 128, 128, 128, 2, 0, 0, 128, 0};
     private static final int REQUIRED = (1 << IMPRESSION_ID) - 1; // event_id .. price
-    private static final String[] EVENT_TYPES = {"impression", "click", "purchase"};
-    private static final String[] DEVICES = {"mobile", "desktop", "tablet"};
+    // Compared as bytes: decoding each event's strings to java.lang.String (and the thread-local
+    // buffers that takes) was 9 % of the source thread.
+    private static final byte[][] EVENT_TYPES = {bytes("impression"), bytes("click"), bytes("purchase")};
+    private static final byte[][] DEVICES = {bytes("mobile"), bytes("desktop"), bytes("tablet")};
+    private static final byte[] IMPRESSION = bytes("impression");
 
     private FastEventParser(byte[] raw) {
         super(raw);
@@ -102,11 +106,11 @@ final class FastEventParser extends AsciiJsonCursor {
         if (p != b.length || (seen & REQUIRED) != REQUIRED) {
             throw bail();
         }
-        String eventType = text[EVENT_TYPE].toString();
-        if (!oneOf(eventType, EVENT_TYPES) || !oneOf(text[DEVICE].toString(), DEVICES) || !country(text[COUNTRY])) {
+        byte[] eventType = text[EVENT_TYPE].toBytes();
+        if (!oneOf(eventType, EVENT_TYPES) || !oneOf(text[DEVICE].toBytes(), DEVICES) || !country(text[COUNTRY])) {
             throw bail();
         }
-        if (text[IMPRESSION_ID] == null && !eventType.equals("impression")) {
+        if (text[IMPRESSION_ID] == null && !Arrays.equals(eventType, IMPRESSION)) {
             throw bail();
         }
         GenericRowData row = new GenericRowData(ARITY);
@@ -219,9 +223,9 @@ final class FastEventParser extends AsciiJsonCursor {
         return v.length == 2 && v[0] >= 'A' && v[0] <= 'Z' && v[1] >= 'A' && v[1] <= 'Z';
     }
 
-    private static boolean oneOf(String s, String[] allowed) {
-        for (String a : allowed) {
-            if (a.equals(s)) {
+    private static boolean oneOf(byte[] s, byte[][] allowed) {
+        for (byte[] a : allowed) {
+            if (Arrays.equals(a, s)) {
                 return true;
             }
         }

@@ -31,22 +31,24 @@ public class ParseEvent extends ScalarFunction {
             + "category STRING, country STRING, device STRING, price DOUBLE, impression_id STRING, "
             + "features MAP<STRING, DOUBLE>>";
 
-    // The planner evaluates parse_event up to three times per record (the watermark's rowtime,
-    // the parsed view, the DLQ branch) on the same bytes, one after another in one task thread:
-    // remembering the last input makes the 2nd and 3rd calls an array compare instead of a parse.
-    private transient byte[] lastRaw;
-    private transient RowData lastRow;
+    // The planner evaluates parse_event several times per record (the watermark's rowtime, the
+    // window path, the DLQ and late paths: separate operators, one after another in one task
+    // thread) on the same bytes: remembering the thread's last input makes every call after the
+    // first an array compare instead of a parse. Per thread, not per instance, because each
+    // operator has its own instance. The row is never modified downstream (read-only fields).
+    private static final ThreadLocal<Object[]> LAST = ThreadLocal.withInitial(() -> new Object[2]);
 
     public @DataTypeHint(value = RESULT_TYPE, bridgedTo = RowData.class) RowData eval(byte[] raw) {
-        if (raw != null && lastRaw != null && (raw == lastRaw || Arrays.equals(raw, lastRaw))) {
-            return lastRow;
+        Object[] last = LAST.get();
+        if (raw != null && last[0] != null && Arrays.equals(raw, (byte[]) last[0])) {
+            return (RowData) last[1];
         }
         RowData row = FastEventParser.parse(raw);
         if (row == null) {
             row = toRow(EventValidator.validate(raw));
         }
-        lastRaw = raw;
-        lastRow = row;
+        last[0] = raw;
+        last[1] = row;
         return row;
     }
 

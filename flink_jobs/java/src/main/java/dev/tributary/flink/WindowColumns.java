@@ -1,0 +1,261 @@
+package dev.tributary.flink;
+
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import org.apache.flink.table.data.ArrayData;
+import org.apache.flink.table.data.MapData;
+import org.apache.flink.table.data.StringData;
+
+/**
+ * One event-time window's valid events as columns: the accumulator of {@link PackWindow}.
+ *
+ * <p>Strings are dictionary-encoded (a code per row, each distinct value stored once, in order of
+ * first appearance), so a window holds ~4 bytes per string field per event instead of a row
+ * object per event, and a checkpoint writes a few arrays instead of serializing every row.
+ * Python reads the packed form with numpy ({@code flink_jobs/window_columns.py}) and builds
+ * every sketch from it; nothing here knows what a sketch is.
+ *
+ * <p>Packed form (little-endian), version 1:
+ * <pre>
+ * u8 version | u8 sections | i32 rows | i64 first event time
+ * string columns (STRING_COLUMNS order; user_id, session_id, item_id only with IDENTITY):
+ *     i32 distinct | i32 code of null (-1: none) | (distinct + 1) x i32 offset | UTF-8 values | rows x i32 code
+ * with VALUES:
+ *     rows x f64 price (NaN for null)
+ *     i32 features | features x (i32 length, UTF-8 name, i32 count, count x f64)
+ *     (rows + 1) x i32 offset | raw events, concatenated
+ * </pre>
+ *
+ * Offsets are Arrow's: value i is bytes [offset i, offset i+1), so Python hands the buffers to
+ * pyarrow without a per-value loop. The dimensions (category, country, device) are always there;
+ * the sections let each Python sketch builder get only what it reads (the raw events are ~90 %
+ * of a window).
+ */
+public final class WindowColumns {
+
+    public static final byte VERSION = 1;
+    /** Sections of the packed form: the identity strings, and the values (prices, features, raw events). */
+    public static final int IDENTITY = 1;
+    public static final int VALUES = 2;
+    public static final int ALL = IDENTITY | VALUES;
+    /** STRING_COLUMNS index -> the section it belongs to (0: always packed). */
+    private static final int[] STRING_SECTION = {IDENTITY, IDENTITY, IDENTITY, 0, 0, 0};
+    /** The string fields kept, in packed order. */
+    public static final String[] STRING_COLUMNS = {"user_id", "session_id", "item_id", "category", "country", "device"};
+
+    int rows;
+    long firstEventTime;
+    final ByteDictionary[] strings = new ByteDictionary[STRING_COLUMNS.length];
+    final int[][] codes = new int[STRING_COLUMNS.length][];
+    double[] prices = new double[64];
+    ByteDictionary featureNames = new ByteDictionary();
+    final List<DoubleColumn> features = new ArrayList<>();
+    int[] rawEnds = new int[64];
+    byte[] raw = new byte[4096];
+    int rawLength;
+
+    public WindowColumns() {
+        for (int i = 0; i < strings.length; i++) {
+            strings[i] = new ByteDictionary();
+            codes[i] = new int[64];
+        }
+    }
+
+    /** Appends one event (string fields in {@link #STRING_COLUMNS} order). */
+    public void add(long eventTime, StringData[] values, Double price, MapData featureMap, byte[] rawEvent) {
+        if (rows == 0) {
+            firstEventTime = eventTime;
+        }
+        if (rows == prices.length) {
+            int capacity = rows * 2;
+            for (int i = 0; i < codes.length; i++) {
+                codes[i] = Arrays.copyOf(codes[i], capacity);
+            }
+            prices = Arrays.copyOf(prices, capacity);
+            rawEnds = Arrays.copyOf(rawEnds, capacity);
+        }
+        for (int i = 0; i < strings.length; i++) {
+            codes[i][rows] = strings[i].code(values[i]);
+        }
+        prices[rows] = price == null ? Double.NaN : price;
+        if (featureMap != null) {
+            ArrayData names = featureMap.keyArray();
+            ArrayData featureValues = featureMap.valueArray();
+            for (int i = 0; i < featureMap.size(); i++) {
+                if (!names.isNullAt(i) && !featureValues.isNullAt(i)) {
+                    int f = featureNames.code(names.getString(i));
+                    if (f == features.size()) {
+                        features.add(new DoubleColumn());
+                    }
+                    features.get(f).add(featureValues.getDouble(i));
+                }
+            }
+        }
+        int n = rawEvent == null ? 0 : rawEvent.length;
+        if (rawLength + n > raw.length) {
+            raw = Arrays.copyOf(raw, Math.max(raw.length * 2, rawLength + n));
+        }
+        if (n > 0) {
+            System.arraycopy(rawEvent, 0, raw, rawLength, n);
+        }
+        rawLength += n;
+        rawEnds[rows] = rawLength;
+        rows++;
+    }
+
+    public int rows() {
+        return rows;
+    }
+
+    /** A deep copy: a few array copies, no re-hashing (the heap state backend's copy-on-write
+     * calls this once per window after each checkpoint). */
+    public WindowColumns copy() {
+        WindowColumns w = new WindowColumns();
+        w.rows = rows;
+        w.firstEventTime = firstEventTime;
+        for (int i = 0; i < strings.length; i++) {
+            w.strings[i] = strings[i].copy();
+            w.codes[i] = Arrays.copyOf(codes[i], codes[i].length);
+        }
+        w.prices = Arrays.copyOf(prices, prices.length);
+        w.featureNames = featureNames.copy();
+        for (DoubleColumn f : features) {
+            w.features.add(f.copy());
+        }
+        w.rawEnds = Arrays.copyOf(rawEnds, rawEnds.length);
+        w.raw = Arrays.copyOf(raw, raw.length);
+        w.rawLength = rawLength;
+        return w;
+    }
+
+    /** The packed form with every section (see the class comment). */
+    public byte[] pack() {
+        return pack(ALL);
+    }
+
+    /** The packed form with the given sections. */
+    public byte[] pack(int sections) {
+        boolean values = (sections & VALUES) != 0;
+        int size = 2 + 4 + 8;
+        for (int i = 0; i < strings.length; i++) {
+            if (packs(i, sections)) {
+                size += strings[i].packedSize() + 4 * rows;
+            }
+        }
+        if (values) {
+            size += 8 * rows + 4;
+            for (int f = 0; f < features.size(); f++) {
+                size += 8 + featureNames.value(f).length + 8 * features.get(f).size;
+            }
+            size += 4 * (rows + 1) + rawLength;
+        }
+        ByteBuffer out = ByteBuffer.allocate(size).order(ByteOrder.LITTLE_ENDIAN);
+        out.put(VERSION).put((byte) sections).putInt(rows).putLong(firstEventTime);
+        for (int i = 0; i < strings.length; i++) {
+            if (packs(i, sections)) {
+                strings[i].pack(out);
+                putInts(out, codes[i], rows);
+            }
+        }
+        if (values) {
+            putDoubles(out, prices, rows);
+            out.putInt(features.size());
+            for (int f = 0; f < features.size(); f++) {
+                byte[] name = featureNames.value(f);
+                out.putInt(name.length).put(name).putInt(features.get(f).size);
+                putDoubles(out, features.get(f).values, features.get(f).size);
+            }
+            out.putInt(0);
+            putInts(out, rawEnds, rows);
+            out.put(raw, 0, rawLength);
+        }
+        return out.array();
+    }
+
+    private static boolean packs(int column, int sections) {
+        return STRING_SECTION[column] == 0 || (sections & STRING_SECTION[column]) != 0;
+    }
+
+    /** The inverse of {@link #pack()} (checkpoint restore). */
+    public static WindowColumns unpack(byte[] packed) {
+        ByteBuffer in = ByteBuffer.wrap(packed).order(ByteOrder.LITTLE_ENDIAN);
+        byte version = in.get();
+        if (version != VERSION) {
+            throw new IllegalArgumentException("unknown packed window version " + version);
+        }
+        if (in.get() != ALL) {
+            throw new IllegalArgumentException("a checkpointed window has every section");
+        }
+        WindowColumns w = new WindowColumns();
+        w.rows = in.getInt();
+        w.firstEventTime = in.getLong();
+        int capacity = Math.max(w.rows, 64);
+        for (int i = 0; i < w.strings.length; i++) {
+            w.strings[i] = ByteDictionary.unpack(in);
+            w.codes[i] = getInts(in, w.rows, capacity);
+        }
+        w.prices = new double[capacity];
+        in.asDoubleBuffer().get(w.prices, 0, w.rows);
+        in.position(in.position() + 8 * w.rows);
+        int nFeatures = in.getInt();
+        for (int f = 0; f < nFeatures; f++) {
+            byte[] name = new byte[in.getInt()];
+            in.get(name);
+            w.featureNames.code(name, 0, name.length);
+            DoubleColumn column = new DoubleColumn();
+            column.size = in.getInt();
+            column.values = new double[Math.max(column.size, 16)];
+            in.asDoubleBuffer().get(column.values, 0, column.size);
+            in.position(in.position() + 8 * column.size);
+            w.features.add(column);
+        }
+        in.getInt();
+        w.rawEnds = getInts(in, w.rows, capacity);
+        w.rawLength = w.rows == 0 ? 0 : w.rawEnds[w.rows - 1];
+        w.raw = new byte[Math.max(w.rawLength, 4096)];
+        in.get(w.raw, 0, w.rawLength);
+        return w;
+    }
+
+    /** Bulk little-endian writes: an int/double view copies whole arrays (putInt per value was
+     * 13 % of the window thread). */
+    static void putInts(ByteBuffer out, int[] values, int n) {
+        out.asIntBuffer().put(values, 0, n);
+        out.position(out.position() + 4 * n);
+    }
+
+    static void putDoubles(ByteBuffer out, double[] values, int n) {
+        out.asDoubleBuffer().put(values, 0, n);
+        out.position(out.position() + 8 * n);
+    }
+
+    private static int[] getInts(ByteBuffer in, int n, int capacity) {
+        int[] values = new int[capacity];
+        in.asIntBuffer().get(values, 0, n);
+        in.position(in.position() + 4 * n);
+        return values;
+    }
+
+    /** A growable double array. */
+    static final class DoubleColumn {
+        double[] values = new double[16];
+        int size;
+
+        void add(double v) {
+            if (size == values.length) {
+                values = Arrays.copyOf(values, size * 2);
+            }
+            values[size++] = v;
+        }
+
+        DoubleColumn copy() {
+            DoubleColumn c = new DoubleColumn();
+            c.values = Arrays.copyOf(values, values.length);
+            c.size = size;
+            return c;
+        }
+    }
+}

@@ -1,0 +1,198 @@
+"""One window's events as columns: what the sketch builders (flink_jobs/window_records.py) read.
+
+Two sources give the same columns:
+
+- :class:`PackedColumns`, the bytes the Java aggregate ``PackWindow`` emits when a window fires
+  (its ``WindowColumns`` class documents the format): strings dictionary-encoded per window,
+  prices, feature values by name, and the raw events, read with numpy and pyarrow without a
+  per-event Python loop. The raw events are decoded only where the reservoir keeps one. A
+  window comes in two sections (the identity strings; the values and raw events), so each
+  sketch builder receives only what it reads.
+- :class:`FrameColumns`, a pandas frame of the same fields (tests, and the DataStream design).
+
+:func:`pack` writes the packed form from Python; a Java test checks that ``PackWindow`` writes
+the same bytes for the same events (tests/vectors/window_columns.json).
+
+>>> frame = pd.DataFrame({"event_time": [10_001, 10_002], "user_id": ["a", "b"], "session_id": ["s", None],
+...     "item_id": ["i", "i"], "category": ["c", "c"], "country": ["US", "DE"], "device": ["m", "m"],
+...     "price": [1.5, None], "features": [{"dwell": 2.0}, None], "raw": [b'{"a":1}', b'{"b":2}']})
+>>> cols = PackedColumns(pack(frame))
+>>> cols.rows, cols.first_event_time
+(2, 10001)
+>>> PackedColumns(pack(frame, IDENTITY)).factorized("user_id")[1].tolist()
+['a', 'b']
+>>> codes, uniques = cols.factorized("session_id"); codes.tolist(), uniques.tolist()
+([0, 1], ['s', None])
+>>> cols.floats("price").tolist(), cols.features()
+([1.5, nan], {'dwell': [2.0]})
+>>> list(cols.texts("raw_text", np.array([1, 0])))
+['{"b":2}', '{"a":1}']
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+
+import numpy as np
+import orjson
+import pandas as pd
+import pyarrow as pa
+
+VERSION = 1
+#: Sections of the packed form (WindowColumns.IDENTITY / VALUES).
+IDENTITY, VALUES = 1, 2
+ALL = IDENTITY | VALUES
+#: The string fields, in packed order (WindowColumns.STRING_COLUMNS), and the section of each
+#: (0: always packed: the dimensions).
+STRING_COLUMNS = ("user_id", "session_id", "item_id", "category", "country", "device")
+STRING_SECTION = (IDENTITY, IDENTITY, IDENTITY, 0, 0, 0)
+#: The column name the sketch list uses for the raw event (sql.SKETCHES' reservoir).
+RAW = "raw_text"
+_HEAD = struct.Struct("<BBiq")
+
+
+class TextView(Sequence):
+    """Some rows of a window's raw events, each decoded only when it is read (the reservoir keeps
+    a few hundred of a window's thousands)."""
+
+    def __init__(self, data: memoryview, offsets: np.ndarray, rows: np.ndarray) -> None:
+        self._data, self._starts, self._ends = data, offsets[rows].tolist(), offsets[rows + 1].tolist()
+
+    def __len__(self) -> int:
+        return len(self._starts)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        return str(self._data[self._starts[i] : self._ends[i]], "utf-8", "replace")
+
+
+class PackedColumns:
+    """Read-only view of a packed window: one blob, or several blobs (sections) of the same window."""
+
+    def __init__(self, *blobs: bytes) -> None:
+        self._strings: dict[str, tuple] = {}
+        self._features: dict[str, np.ndarray] | None = None
+        for blob in blobs:
+            self._read(memoryview(blob))
+
+    def _read(self, buf: memoryview) -> None:
+        version, sections, self.rows, self.first_event_time = _HEAD.unpack_from(buf, 0)
+        if version != VERSION:
+            raise ValueError(f"unknown packed window version {version}")
+        pos, n = _HEAD.size, self.rows
+        for name, section in zip(STRING_COLUMNS, STRING_SECTION, strict=True):
+            if section and not sections & section:
+                continue
+            distinct, null_code = struct.unpack_from("<ii", buf, pos)
+            offsets = np.frombuffer(buf, "<i4", distinct + 1, pos + 8)
+            pos += 8 + 4 * (distinct + 1)
+            data = buf[pos : pos + int(offsets[-1])]
+            pos += int(offsets[-1])
+            codes = np.frombuffer(buf, "<i4", n, pos)
+            pos += 4 * n
+            self._strings[name] = (distinct, null_code, offsets, data, codes)
+        if not sections & VALUES:
+            return
+        self._prices = np.frombuffer(buf, "<f8", n, pos)
+        pos += 8 * n
+        (n_features,) = struct.unpack_from("<i", buf, pos)
+        pos += 4
+        self._features = {}
+        for _ in range(n_features):
+            (length,) = struct.unpack_from("<i", buf, pos)
+            name = str(buf[pos + 4 : pos + 4 + length], "utf-8")
+            (count,) = struct.unpack_from("<i", buf, pos + 4 + length)
+            pos += 8 + length
+            self._features[name] = np.frombuffer(buf, "<f8", count, pos)
+            pos += 8 * count
+        self._raw_offsets = np.frombuffer(buf, "<i4", n + 1, pos)
+        pos += 4 * (n + 1)
+        self._raw = buf[pos : pos + (int(self._raw_offsets[-1]) if n else 0)]
+
+    def factorized(self, column: str) -> tuple[np.ndarray, np.ndarray]:
+        """Each row's code and the distinct values (in order of first appearance; None for null)."""
+        distinct, null_code, offsets, data, codes = self._strings[column]
+        values = pa.StringArray.from_buffers(distinct, pa.py_buffer(offsets), pa.py_buffer(data))
+        uniques = values.to_numpy(zero_copy_only=False).astype(object, copy=False)
+        if null_code >= 0:
+            uniques[null_code] = None
+        return codes.astype(np.int64), uniques
+
+    def floats(self, column: str) -> np.ndarray:
+        if column != "price" or self._features is None:
+            raise KeyError(column)
+        return self._prices
+
+    def texts(self, column: str, rows: np.ndarray) -> Sequence[str]:
+        if column != RAW or self._features is None:
+            raise KeyError(column)
+        return TextView(self._raw, self._raw_offsets, rows)
+
+    def features(self) -> dict[str, list[float]]:
+        if self._features is None:
+            raise KeyError("features")
+        return {name: values.tolist() for name, values in self._features.items()}
+
+
+class FrameColumns:
+    """The same view over a pandas frame of event fields (``raw_text``: the raw event JSON)."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.frame, self.rows = frame, len(frame)
+        self.first_event_time = int(frame["event_time"].iloc[0])
+
+    def factorized(self, column: str) -> tuple[np.ndarray, np.ndarray]:
+        codes, uniques = pd.factorize(self.frame[column], use_na_sentinel=False)
+        return codes.astype(np.int64, copy=False), np.asarray(uniques, dtype=object)
+
+    def floats(self, column: str) -> np.ndarray:
+        return self.frame[column].to_numpy(dtype="float64", na_value=np.nan)
+
+    def texts(self, column: str, rows: np.ndarray) -> Sequence[str]:
+        return self.frame[column].to_numpy()[rows].tolist()
+
+    def features(self) -> dict[str, list[float]]:
+        """Every numeric ``features`` entry of the (already validated) raw events, by name."""
+        values: dict[str, list[float]] = {}
+        for text in self.frame[RAW]:
+            for name, value in (orjson.loads(text).get("features") or {}).items():
+                values.setdefault(name, []).append(value)
+        return values
+
+
+def pack(frame: pd.DataFrame, sections: int = ALL) -> bytes:
+    """The packed form of a frame with ``event_time``, STRING_COLUMNS, ``price``, ``features``
+    (dict or None) and ``raw`` (bytes) columns: what PackWindow emits for the same events."""
+    n = len(frame)
+    out = [_HEAD.pack(VERSION, sections, n, int(frame["event_time"].iloc[0]) if n else 0)]
+    for name, section in zip(STRING_COLUMNS, STRING_SECTION, strict=True):
+        if section and not sections & section:
+            continue
+        codes, uniques = pd.factorize(frame[name], use_na_sentinel=False)
+        values = [None if _missing(v) else str(v).encode() for v in uniques]
+        null_code = next((i for i, v in enumerate(values) if v is None), -1)
+        ends = np.cumsum([0, *(len(v or b"") for v in values)]).astype("<i4")
+        out += [struct.pack("<ii", len(values), null_code), ends.tobytes(), b"".join(v or b"" for v in values)]
+        out.append(codes.astype("<i4").tobytes())
+    if not sections & VALUES:
+        return b"".join(out)
+    out.append(frame["price"].to_numpy(dtype="<f8", na_value=np.nan).tobytes())
+    features: dict[str, list[float]] = {}
+    for entry in frame["features"]:
+        for name, value in (entry if isinstance(entry, dict) else {}).items():
+            if value is not None:
+                features.setdefault(name, []).append(float(value))
+    out.append(struct.pack("<i", len(features)))
+    for name, values in features.items():
+        encoded = name.encode()
+        out += [struct.pack("<i", len(encoded)), encoded, struct.pack("<i", len(values))]
+        out.append(np.asarray(values, dtype="<f8").tobytes())
+    raws = [bytes(r or b"") for r in frame["raw"]]
+    out += [np.cumsum([0, *map(len, raws)]).astype("<i4").tobytes(), b"".join(raws)]
+    return b"".join(out)
+
+
+def _missing(v) -> bool:
+    return v is None or (isinstance(v, float) and v != v)
