@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     flink_jobmanager_memory: str = "1024m"
     flink_taskmanager_memory: str = "2560m"
     flink_slots: int = 4
+    #: TaskManager JVM options (adapters/local/flink.py says why these: ParallelGC, shallow C2 inlining).
+    flink_taskmanager_java_opts: str = "-XX:+UseParallelGC -XX:MaxInlineLevel=9 -XX:InlineSmallCode=1500"
     flink_parallelism: int = 1
 
     # Redis

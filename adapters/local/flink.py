@@ -68,7 +68,7 @@ def flink_conf(s: Settings) -> dict[str, Any]:
         # so ParallelGC's stop-the-world collections stay short. Shallower C2 inlining: the
         # planner's generated operators made C2 compile units that took ~1 s each, and the JIT
         # used ~0.5 of the 2 cores for the first minute of a job (JVM CPU 90 -> 64 s per 3 M events).
-        "env.java.opts.taskmanager": "-XX:+UseParallelGC -XX:MaxInlineLevel=9 -XX:InlineSmallCode=1500",
+        "env.java.opts.taskmanager": s.flink_taskmanager_java_opts,
         "execution.checkpointing.dir": f"file://{var / 'checkpoints'}",
         "execution.checkpointing.savepoint-dir": f"file://{var / 'savepoints'}",
         # Python workers: the Flink venv's interpreter (PyFlink pins clash with our main venv).
