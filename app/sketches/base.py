@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
@@ -91,3 +92,28 @@ class Sketch(ABC):
 
     def size_bytes(self) -> int:
         return len(self.payload())
+
+
+def call_each(function, *columns) -> None:
+    """``function(*row)`` for every row of ``columns``, looped in C (``map``), not in Python
+    bytecode: sketch libraries are called once per distinct value per group, 10+ times per event
+    in the sketch job, and the interpreter's loop cost about a quarter of each call.
+
+    >>> seen = []
+    >>> call_each(lambda v, n: seen.append((v, n)), ["a", "b"], [2, 1])
+    >>> seen
+    [('a', 2), ('b', 1)]
+    """
+    deque(map(function, *columns), maxlen=0)
+
+
+def as_texts(values: Iterable[Any]) -> list[str]:
+    """``values`` as a list of ``str`` (non-strings converted), without copying a list that already is.
+
+    >>> as_texts(["a", 1])
+    ['a', '1']
+    """
+    values = values if isinstance(values, list) else list(values)
+    if set(map(type, values)) <= {str}:
+        return values
+    return [v if isinstance(v, str) else str(v) for v in values]

@@ -12,7 +12,7 @@ from typing import Any, Self
 
 import datasketches as ds
 
-from app.sketches.base import DEFAULT_CONFIDENCE, Sketch
+from app.sketches.base import DEFAULT_CONFIDENCE, Sketch, as_texts, call_each
 from app.sketches.defaults import FREQUENT_LG_MAX_K
 
 _NO_FALSE_NEGATIVES = ds.frequent_items_error_type.NO_FALSE_NEGATIVES
@@ -92,15 +92,14 @@ class FrequentItemsSketch(Sketch):
         self._sketch.update(value if isinstance(value, str) else str(value), weight)
 
     def update_many(self, values: Iterable[Any]) -> None:
-        upd = self._sketch.update
-        for v in values:
-            upd(v if isinstance(v, str) else str(v))
+        call_each(self._sketch.update, as_texts(values))
 
     def update_counts(self, values: Iterable[Any], counts: Iterable[int]) -> None:
         # Weighted updates are native to the algorithm (the error bound is over total weight).
-        upd = self._sketch.update
-        for v, n in zip(values, counts, strict=True):
-            upd(v if isinstance(v, str) else str(v), int(n))
+        texts, weights = as_texts(values), list(map(int, counts))
+        if len(texts) != len(weights):
+            raise ValueError(f"{len(texts)} values but {len(weights)} counts")
+        call_each(self._sketch.update, texts, weights)
 
     def merge(self, other: Self) -> None:
         self._sketch.merge(other._sketch)

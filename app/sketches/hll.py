@@ -7,7 +7,7 @@ from typing import Any, Self
 
 import datasketches as ds
 
-from app.sketches.base import DEFAULT_CONFIDENCE, Estimate, Sketch
+from app.sketches.base import DEFAULT_CONFIDENCE, Estimate, Sketch, call_each
 
 # DataSketches gives HLL bounds at 1, 2 or 3 standard deviations; these are the two-sided
 # normal coverages, and we answer with the smallest one at or above what was asked.
@@ -52,9 +52,7 @@ class HllSketch(Sketch):
         self._sketch.update(value)
 
     def update_many(self, values: Iterable[Any]) -> None:
-        upd = self._sketch.update
-        for v in values:
-            upd(v)
+        call_each(self._sketch.update, values)
 
     def update_counts(self, values: Iterable[Any], counts: Iterable[int]) -> None:
         # A distinct count ignores repeats: one update per distinct value is the same sketch.
