@@ -3,6 +3,7 @@ package dev.tributary.flink;
 import org.apache.flink.table.data.ArrayData;
 import org.apache.flink.table.data.GenericRowData;
 import org.apache.flink.table.data.RowData;
+import org.apache.flink.table.data.binary.BinaryMapData;
 import org.junit.jupiter.api.Test;
 
 import java.io.IOException;
@@ -72,6 +73,31 @@ class FastEventParserTest {
         GenericRowData row = FastEventParser.parse(BASES[1].getBytes(StandardCharsets.UTF_8));
         assertEquals(0.0, row.getDouble(11)); // "-0" is 0.0, as Jackson's int node gives
         assertEquals(Double.valueOf(0.0), features(row).get("a"));
+    }
+
+    @Test
+    void featuresAreABinaryMapAndTheLimitHolds() {
+        GenericRowData row = FastEventParser.parse(BASES[0].getBytes(StandardCharsets.UTF_8));
+        assertTrue(row.getMap(13) instanceof BinaryMapData, "features: " + row.getMap(13).getClass());
+        assertEquals(Map.of("position", 4.0, "dwell", 2.502), features(row));
+        for (int n : new int[] {9, 17, EventValidator.MAX_FEATURES, EventValidator.MAX_FEATURES + 1}) {
+            StringBuilder f = new StringBuilder("{");
+            for (int i = 0; i < n; i++) {
+                f.append(i == 0 ? "" : ",").append("\"f").append(i).append("\":").append(i).append(".5");
+            }
+            String text = BASES[0].substring(0, BASES[0].indexOf("{\"position\"")) + f + "}}";
+            byte[] raw = text.getBytes(StandardCharsets.UTF_8);
+            if (n > EventValidator.MAX_FEATURES) {
+                assertNull(FastEventParser.parse(raw), "more than MAX_FEATURES features");
+                assertNotNull(EventValidator.validate(raw).reason);
+            } else {
+                RowData parsed = FastEventParser.parse(raw);
+                assertNotNull(parsed, n + " features");
+                assertEquals(n, features(parsed).size());
+                assertEquals(n - 0.5, features(parsed).get("f" + (n - 1)));
+                agree(raw);
+            }
+        }
     }
 
     @Test
