@@ -20,6 +20,8 @@ Target (shared/DESIGN.md): >= 50,000 events/s with bounded lag; ratio ours/basel
 ``--event-rate`` sets how dense the windows are (events per second of event time): the job keeps
 every open window's events (as columns, raw events included) in the TaskManager heap, so 5,000
 (50,000 per window) shows the memory limit. ``--profile`` samples ``jstack`` of the source and window-operator threads.
+A dimension set may carry job flags after ``@`` (``--dims "all@--parallelism 1;all"``): an A/B of a job setting,
+interleaved in one run (this VM's speed drifts too much for runs made minutes apart to compare).
 
     TRIBUTARY_TEST_PORT_OFFSET=300 .venv/bin/python benchmarks/pipeline_throughput.py [--quick]
 """
@@ -27,8 +29,10 @@ every open window's events (as columns, raw events included) in the TaskManager 
 from __future__ import annotations
 
 import argparse
+import shlex
 import time
 import uuid
+from collections.abc import Sequence
 
 import _common as C  # noqa: I001  (puts the project root on sys.path)
 from _cpu_probe import cpu_probe
@@ -95,8 +99,12 @@ class Watcher:
         for m in self.c.consume(5_000, 0.2):
             if m.error() is not None or m.value() is None:
                 continue
-            r = AggregateRecord.from_json(m.value())
             self.records += 1
+            self.last_seen = time.time()
+            key = m.key() or b""
+            if key.count(b"|") >= 4 and key.split(b"|", 3)[2] != b"all":
+                continue  # only dimension `all` is read: parsing every record cost this process CPU the job needs
+            r = AggregateRecord.from_json(m.value())
             if r.dim == "all" and r.kind != "late":
                 self.seen.setdefault(r.window_start, set()).add((r.kind, r.field))
             if r.kind == "count" and r.dim == "all":
@@ -189,14 +197,16 @@ def job_failures(s, jid: str) -> list[str]:
             for e in d.get("exceptionHistory", {}).get("entries", [])]
 
 
-def run_job(base, events_topic: str, n: int, dims: str, timeout: float, label: str, profile: bool = False) -> dict:
-    """Submit the sketch job on ``events_topic`` (fresh output topics and group), time it to the last window."""
+def run_job(base, events_topic: str, n: int, dims: str, timeout: float, label: str, profile: bool = False,
+            extra: Sequence[str] = ()) -> dict:
+    """Submit the sketch job on ``events_topic`` (fresh output topics and group), time it to the last window.
+    ``extra``: more job flags (an A/B of a job setting within one benchmark run)."""
     C.fresh_taskmanager(base)
     s = C.fresh_topics(f"tp-{label}")
     group = f"{s.topic_prefix}tributary-sketches"
     args = sketch_job_args(s)
     args[args.index("--events-topic") + 1] = events_topic
-    args += ["--dims", dims]
+    args += ["--dims", dims, *extra]
     name = f"bench-{label}-{uuid.uuid4().hex[:6]}"
     ends = C.end_offsets(s.kafka_bootstrap, events_topic)
     tm_pid, kafka_pid = C.part_pid(s, "flink-taskmanager"), C.part_pid(s, "kafka")
@@ -299,7 +309,9 @@ def main() -> None:
     p.add_argument("--event-rate", type=float, default=2_000.0,
                    help="events per second of EVENT time in the pre-produced data (sets how many events fall in a "
                         "10 s window: the job buffers every row of an open window in the TaskManager heap)")
-    p.add_argument("--dims", default=f"{FULL_DIMS};all", help="';'-separated dimension sets to run")
+    p.add_argument("--dims", default=f"{FULL_DIMS};all",
+                   help="';'-separated dimension sets to run; a set may add job flags after '@' "
+                        "(e.g. 'all@--sink-linger-ms 0'): an A/B of a job setting, interleaved in one run")
     p.add_argument("--repeats", type=int, default=3, help="baseline drains before the first job run")
     # This VM's CPU speed drifts by ±25 % within seconds (_cpu_probe.py): one run per set proves little.
     p.add_argument("--runs", type=int, default=3, help="job runs per dimension set (interleaved across the sets)")
@@ -329,14 +341,16 @@ def main() -> None:
                 with C.console.status(f"baseline drain {i + 1}/{a.repeats} …"):
                     baselines.append(drain(src.kafka_bootstrap, src.topics.events, total))
             runs = []
-            for dims in [d for _ in range(a.runs) for d in dim_sets]:
+            for run_set in [d for _ in range(a.runs) for d in dim_sets]:
+                dims, _, flags = run_set.partition("@")
                 label = "dims-" + ("all" if dims == "all" else "4")
                 probe = cpu_probe()
                 try:
-                    runs.append(run_job(base, src.topics.events, n, dims, a.timeout, label, a.profile))
+                    runs.append(run_job(base, src.topics.events, n, dims, a.timeout, label, a.profile, shlex.split(flags)))
                     runs[-1]["cpu_probe_before_ms"] = probe["median_ms"]
+                    runs[-1]["dims"] = run_set
                 except Exception as exc:  # noqa: BLE001 - keep the other runs
-                    runs.append({"label": label, "dims": dims, "state": f"failed: {type(exc).__name__}: {str(exc)[:300]}",
+                    runs.append({"label": label, "dims": run_set, "state": f"failed: {type(exc).__name__}: {str(exc)[:300]}",
                                  "events_per_s": None, "events_per_cpu_s": None, "lag": {"max": None, "final": None},
                                  "heap_mb_max": None, "startup_s": None, "vertices": [], "timeline": []})
                 # a baseline drain right after each job run: ratios from neighbouring measurements

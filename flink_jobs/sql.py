@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from flink_jobs.job_config import JobConfig
+
 
 def interval(ms: int) -> str:
     """An exact SQL interval of ``ms`` milliseconds. (``INTERVAL 'n' SECOND`` stops at 99 s.)
@@ -23,29 +25,6 @@ def interval(ms: int) -> str:
     minutes, rest = divmod(rest, 60_000)
     seconds, millis = divmod(rest, 1000)
     return f"INTERVAL '{days} {hours:02d}:{minutes:02d}:{seconds:02d}.{millis:03d}' DAY TO SECOND(3)"
-
-
-@dataclass(frozen=True)
-class JobConfig:
-    bootstrap: str = "localhost:9092"
-    events_topic: str = "events.v1"
-    dlq_topic: str = "dlq.v1"
-    aggregates_topic: str = "aggregates.v1"
-    group_id: str = "tributary-sketches"
-    window_seconds: int = 10
-    out_of_orderness_ms: int = 5_000
-    idle_timeout_ms: int = 30_000
-    checkpoint_interval_ms: int = 2_000
-    exactly_once: bool = True
-    transactional_id_prefix: str = "tributary-sketches"
-    allowed_lateness_ms: int = 0
-    dims: str = "all,country,device,category"
-    #: Python sketch builders the sketches are split over (see window_parts); 1 = one for everything.
-    window_parts: int = 2
-    #: Parallelism of every operator but the (global) window: 0 = the cluster's default.
-    parallelism: int = 2
-    #: Subtasks of the Python sketch builders: consecutive windows are built side by side.
-    builders: int = 2
 
 
 def streaming_settings(
@@ -119,10 +98,21 @@ CREATE TABLE {name} (
   'properties.isolation.level' = 'read_committed',
   'properties.auto.offset.reset' = 'earliest',
   'scan.startup.mode' = 'group-offsets',
-  'scan.watermark.idle-timeout' = '{cfg.idle_timeout_ms} ms',
+  'scan.watermark.idle-timeout' = '{cfg.idle_timeout_ms} ms',{_alignment(cfg)}
   'scan.topic-partition-discovery.interval' = '30 s',
   'format' = 'raw'
 )"""
+
+
+def _alignment(cfg: JobConfig) -> str:
+    # The label job shares this source DDL with a config of its own, without windows to protect.
+    drift_ms = getattr(cfg, "watermark_max_drift_ms", 0)
+    if drift_ms <= 0:
+        return ""
+    return f"""
+  'scan.watermark.alignment.group' = 'events',
+  'scan.watermark.alignment.max-drift' = '{drift_ms} ms',
+  'scan.watermark.alignment.update-interval' = '250 ms',"""
 
 
 PARSED_VIEW = """
@@ -372,5 +362,7 @@ CREATE TABLE aggregates_sink (
   {connector}
   'value.format' = 'json',
   'value.fields-include' = 'EXCEPT_KEY',
+  'properties.linger.ms' = '{cfg.sink_linger_ms}',
+  'properties.batch.size' = '{cfg.sink_batch_bytes}',
   {_sink_guarantee(cfg, "aggregates")}
 )"""
