@@ -114,7 +114,6 @@ class Watcher:
             if r.kind != "late" and r.emitted_at:
                 self.first_emitted = min(self.first_emitted or r.emitted_at, r.emitted_at)
                 self.last_emitted = max(self.last_emitted, r.emitted_at)
-            self.last_seen = time.time()
 
     @property
     def events(self) -> int:
