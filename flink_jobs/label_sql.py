@@ -70,6 +70,9 @@ class LabelJobConfig:
     checkpoint_interval_ms: int = 2_000
     exactly_once: bool = True
     transactional_id_prefix: str = "tributary-labels"
+    #: Watermark alignment of the shared source (sql.source_ddl; 0 = off): the label job keeps
+    #: no event-time windows whose state a reader running ahead would inflate.
+    watermark_max_drift_ms: int = 0
     #: How long an event id is remembered for de-duplication (processing time, idle state).
     #: Duplicates behind the watermark are dropped anyway, so this only has to cover the
     #: out-of-orderness plus processing delays.

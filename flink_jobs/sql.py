@@ -105,8 +105,7 @@ CREATE TABLE {name} (
 
 
 def _alignment(cfg: JobConfig) -> str:
-    # The label job shares this source DDL with a config of its own, without windows to protect.
-    drift_ms = getattr(cfg, "watermark_max_drift_ms", 0)
+    drift_ms = cfg.watermark_max_drift_ms
     if drift_ms <= 0:
         return ""
     return f"""

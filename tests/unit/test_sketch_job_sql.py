@@ -32,3 +32,9 @@ def test_aggregates_sink_batches_its_records_and_stays_transactional():
     assert options["properties.linger.ms"] == "40"
     assert options["properties.batch.size"] == "65536"
     assert options["sink.delivery-guarantee"] == "exactly-once"
+
+
+def test_the_label_job_shares_the_source_without_alignment():
+    from flink_jobs.label_sql import LabelJobConfig
+
+    assert "alignment" not in sql.source_ddl(LabelJobConfig(), "events_kafka")  # type: ignore[arg-type]
