@@ -17,6 +17,7 @@ from pyflink.table import DataTypes, EnvironmentSettings, Schema, StreamTableEnv
 from pyflink.table.expressions import call, col, lit
 from pyflink.table.window import Tumble
 
+from app.sketches.defaults import RESERVOIR_K
 from flink_jobs import late_revisions, sql, udafs
 
 
@@ -90,8 +91,11 @@ def build(t_env: StreamTableEnvironment, cfg: sql.JobConfig, late_topic: str) ->
     # (sql.WINDOW_PARTS; docs/flink-design.md has the measurements).
     dims = [d.strip() for d in cfg.dims.split(",") if d.strip()]
     t_env.execute_sql("CREATE TEMPORARY FUNCTION pack_window AS 'dev.tributary.flink.PackWindow' LANGUAGE JAVA")
+    # Its last argument is the reservoir's k: the window keeps the raw events of the k smallest
+    # priorities per group, the candidates the Python reservoir samples (SampleCandidates).
+    sample_k = lit(RESERVOIR_K).cast(DataTypes.INT())
     packed = _windowed(t_env, "on_time_events", cfg, sql.PACK_WINDOW_COLUMNS).select(
-        call("pack_window", *(col(c) for c in sql.PACK_WINDOW_COLUMNS)).alias("packed")
+        call("pack_window", *(col(c) for c in sql.PACK_WINDOW_COLUMNS), sample_k).alias("packed")
     )
     # Through a DataStream and a rebalance: the Python builders then run in a task of their own.
     # Chained to the window operator (the planner's plan), that task thread waited for Python at

@@ -4,10 +4,10 @@ Two sources give the same columns:
 
 - :class:`PackedColumns`, the bytes the Java aggregate ``PackWindow`` emits when a window fires
   (its ``WindowColumns`` class documents the format): strings dictionary-encoded per window,
-  prices, feature values by name, and the raw events, read with numpy and pyarrow without a
-  per-event Python loop. The raw events are decoded only where the reservoir keeps one. A
-  window comes in two sections (the identity strings; the values and raw events), so each
-  sketch builder receives only what it reads.
+  prices, feature values by name, and the reservoir's candidates (the raw events with the
+  smallest priorities of each group, ``SampleCandidates``), read with numpy and pyarrow without
+  a per-event Python loop. A window comes in two sections (the identity strings; the values and
+  sample candidates), so each sketch builder receives only what it reads.
 - :class:`FrameColumns`, a pandas frame of the same fields (tests, and the DataStream design).
 
 :func:`pack` writes the packed form from Python; a Java test checks that ``PackWindow`` writes
@@ -16,7 +16,7 @@ the same bytes for the same events (tests/vectors/window_columns.json).
 >>> frame = pd.DataFrame({"event_time": [10_001, 10_002], "user_id": ["a", "b"], "session_id": ["s", None],
 ...     "item_id": ["i", "i"], "category": ["c", "c"], "country": ["US", "DE"], "device": ["m", "m"],
 ...     "price": [1.5, None], "features": [{"dwell": 2.0}, None], "raw": [b'{"a":1}', b'{"b":2}']})
->>> cols = PackedColumns(pack(frame))
+>>> cols = PackedColumns(pack(frame, sample_k=1))
 >>> cols.rows, cols.first_event_time
 (2, 10001)
 >>> PackedColumns(pack(frame, IDENTITY)).factorized("user_id")[1].tolist()
@@ -25,8 +25,11 @@ the same bytes for the same events (tests/vectors/window_columns.json).
 ([0, 1], ['s', None])
 >>> cols.floats("price").tolist(), cols.features()
 ([1.5, nan], {'dwell': [2.0]})
->>> list(cols.texts("raw_text", np.array([1, 0])))
-['{"b":2}', '{"a":1}']
+>>> texts, priorities = cols.sample_candidates("raw_text", np.array([0, 1]))
+>>> list(texts), priorities.tolist() == [priority(b'{"a":1}'), priority(b'{"b":2}')]
+(['{"a":1}', '{"b":2}'], True)
+
+With ``sample_k=1`` both stay candidates: each is alone in its country.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ import orjson
 import pandas as pd
 import pyarrow as pa
 
-VERSION = 1
+VERSION = 2
 #: Sections of the packed form (WindowColumns.IDENTITY / VALUES).
 IDENTITY, VALUES = 1, 2
 ALL = IDENTITY | VALUES
@@ -50,6 +53,34 @@ STRING_SECTION = (IDENTITY, IDENTITY, IDENTITY, 0, 0, 0)
 #: The column name the sketch list uses for the raw event (sql.SKETCHES' reservoir).
 RAW = "raw_text"
 _HEAD = struct.Struct("<BBiq")
+#: The dimension columns whose values are groups of the sample candidates (SampleCandidates.GROUP_COLUMNS).
+SAMPLE_GROUP_COLUMNS = ("category", "country", "device")
+_M64 = (1 << 64) - 1
+
+
+def priority(event: bytes) -> int:
+    """An event's sampling priority: SampleCandidates.priority (Java), the same 63-bit hash.
+
+    >>> priority(b"") == priority(b""), priority(b"a") != priority(b"b"), 0 <= priority(b"x" * 9) < 1 << 63
+    (True, True, True)
+    """
+
+    def mix(h: int, word: int) -> int:
+        h ^= (word * 0xC2B2AE3D27D4EB4F) & _M64
+        h = ((h << 29) | (h >> 35)) & _M64
+        return (h * 0x9E3779B97F4A7C15) & _M64
+
+    h = 0x9E3779B97F4A7C15 ^ len(event)
+    full = len(event) - len(event) % 8
+    for i in range(0, full, 8):
+        h = mix(h, int.from_bytes(event[i : i + 8], "little"))
+    h = mix(h, int.from_bytes(event[full:], "little"))
+    h ^= h >> 30
+    h = (h * 0xBF58476D1CE4E5B9) & _M64
+    h ^= h >> 27
+    h = (h * 0x94D049BB133111EB) & _M64
+    h ^= h >> 31
+    return h >> 1
 
 
 class TextView(Sequence):
@@ -107,9 +138,14 @@ class PackedColumns:
             pos += 8 + length
             self._features[name] = np.frombuffer(buf, "<f8", count, pos)
             pos += 8 * count
-        self._raw_offsets = np.frombuffer(buf, "<i4", n + 1, pos)
-        pos += 4 * (n + 1)
-        self._raw = buf[pos : pos + (int(self._raw_offsets[-1]) if n else 0)]
+        self.sample_k, count = struct.unpack_from("<ii", buf, pos)
+        pos += 8
+        self._candidate_rows = np.frombuffer(buf, "<i4", count, pos)
+        self._priorities = np.frombuffer(buf, "<i8", count, pos + 4 * count)
+        pos += 12 * count
+        self._raw_offsets = np.frombuffer(buf, "<i4", count + 1, pos)
+        pos += 4 * (count + 1)
+        self._raw = buf[pos : pos + int(self._raw_offsets[-1])]
 
     def factorized(self, column: str) -> tuple[np.ndarray, np.ndarray]:
         """Each row's code and the distinct values (in order of first appearance; None for null)."""
@@ -125,10 +161,16 @@ class PackedColumns:
             raise KeyError(column)
         return self._prices
 
-    def texts(self, column: str, rows: np.ndarray) -> Sequence[str]:
+    def sample_candidates(self, column: str, rows: np.ndarray) -> tuple[Sequence[str], np.ndarray | None]:
+        """The sample candidates among ``rows`` (ascending row positions of one group): their raw
+        events and priorities, in row order. They include the group's ``sample_k`` smallest
+        priorities (all its events when it has no more), which is all a bottom-k sample reads."""
         if column != RAW or self._features is None:
             raise KeyError(column)
-        return TextView(self._raw, self._raw_offsets, rows)
+        candidates = self._candidate_rows
+        at = np.minimum(np.searchsorted(rows, candidates), max(len(rows) - 1, 0))
+        mine = np.flatnonzero(rows[at] == candidates) if len(rows) else np.zeros(0, dtype=np.int64)
+        return TextView(self._raw, self._raw_offsets, mine), self._priorities[mine]
 
     def features(self) -> dict[str, list[float]]:
         if self._features is None:
@@ -150,8 +192,9 @@ class FrameColumns:
     def floats(self, column: str) -> np.ndarray:
         return self.frame[column].to_numpy(dtype="float64", na_value=np.nan)
 
-    def texts(self, column: str, rows: np.ndarray) -> Sequence[str]:
-        return self.frame[column].to_numpy()[rows].tolist()
+    def sample_candidates(self, column: str, rows: np.ndarray) -> tuple[Sequence[str], None]:
+        """Every event of ``rows``, unprioritized: the reservoir samples them itself (Algorithm R)."""
+        return self.frame[column].to_numpy()[rows].tolist(), None
 
     def features(self) -> dict[str, list[float]]:
         """Every numeric ``features`` entry of the (already validated) raw events, by name."""
@@ -162,9 +205,10 @@ class FrameColumns:
         return values
 
 
-def pack(frame: pd.DataFrame, sections: int = ALL) -> bytes:
+def pack(frame: pd.DataFrame, sections: int = ALL, sample_k: int = 100) -> bytes:
     """The packed form of a frame with ``event_time``, STRING_COLUMNS, ``price``, ``features``
-    (dict or None) and ``raw`` (bytes) columns: what PackWindow emits for the same events."""
+    (dict or None) and ``raw`` (bytes) columns: what PackWindow emits for the same events, its
+    reservoir's k being ``sample_k``."""
     n = len(frame)
     out = [_HEAD.pack(VERSION, sections, n, int(frame["event_time"].iloc[0]) if n else 0)]
     for name, section in zip(STRING_COLUMNS, STRING_SECTION, strict=True):
@@ -189,9 +233,29 @@ def pack(frame: pd.DataFrame, sections: int = ALL) -> bytes:
         encoded = name.encode()
         out += [struct.pack("<i", len(encoded)), encoded, struct.pack("<i", len(values))]
         out.append(np.asarray(values, dtype="<f8").tobytes())
+    if n == 0:
+        return b"".join([*out, struct.pack("<iii", 0, 0, 0)])
     raws = [bytes(r or b"") for r in frame["raw"]]
-    out += [np.cumsum([0, *map(len, raws)]).astype("<i4").tobytes(), b"".join(raws)]
+    rows = sample_candidate_rows(frame, [priority(r) for r in raws], sample_k)
+    out += [struct.pack("<ii", sample_k, len(rows)), rows.astype("<i4").tobytes()]
+    out.append(np.array([priority(raws[r]) for r in rows], dtype="<i8").tobytes())
+    out += [np.cumsum([0, *(len(raws[r]) for r in rows)]).astype("<i4").tobytes(), *(raws[r] for r in rows)]
     return b"".join(out)
+
+
+def sample_candidate_rows(frame: pd.DataFrame, priorities: Sequence[int], k: int) -> np.ndarray:
+    """The rows SampleCandidates keeps: the union of the ``k`` smallest priorities of the whole
+    window and of each value of each SAMPLE_GROUP_COLUMNS column (ties: the earlier row), ascending."""
+    prio = np.asarray(priorities, dtype=np.int64)
+    keep = np.zeros(len(frame), dtype=bool)
+    groupings = [np.zeros(len(frame), dtype=np.int64)]
+    groupings += [pd.factorize(frame[c], use_na_sentinel=False)[0] for c in SAMPLE_GROUP_COLUMNS]
+    for codes in groupings:
+        order = np.lexsort((prio, codes))  # by group, then priority, then row (lexsort is stable)
+        sorted_codes = codes[order]
+        rank = np.arange(len(order)) - np.searchsorted(sorted_codes, sorted_codes)
+        keep[order[rank < k]] = True
+    return np.flatnonzero(keep)
 
 
 def _missing(v) -> bool:

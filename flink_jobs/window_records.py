@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from app.sketches import new_sketch
+from app.sketches.reservoir import ReservoirSample
 from flink_jobs.window_columns import FrameColumns, PackedColumns
 
 Columns = PackedColumns | FrameColumns
@@ -129,8 +130,12 @@ def build(
                     sketch.update_counts(*counted[column][g])
                 elif kind == "kll":
                     sketch.update_many(floats[column][groups.rows()[g]])
-                else:
-                    sketch.update_many(columns.texts(column, groups.rows()[g]))
+                else:  # the reservoir: from the JVM's prioritized candidates, or every event
+                    items, priorities = columns.sample_candidates(column, groups.rows()[g])
+                    if priorities is None:
+                        sketch.update_many(items)
+                    else:
+                        sketch = ReservoirSample.from_priorities(items, priorities, events, k=sketch.k)
                 parts.append(_pack_record(kind, field, dim, value, events, sketch.to_bytes()))
             if counts:
                 parts.append(_pack_record("count", "*", dim, value, events, b""))

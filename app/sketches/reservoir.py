@@ -199,6 +199,35 @@ class ReservoirSample(Sketch):
                 items[slot] = _normalize(vals[lo + h])
             self._n += hi - lo
 
+    @classmethod
+    def from_priorities(
+        cls, items: Sequence[Any], priorities: Sequence[int] | np.ndarray, n_seen: int, k: int = RESERVOIR_K,
+        seed: int | None = None,
+    ) -> Self:
+        """The sample of a stream of ``n_seen`` items in which each item had an independent uniform
+        priority: its ``k`` smallest are a uniform ``k``-subset (bottom-k sampling), the same
+        distribution as Algorithm R. ``items`` need only be the candidates, any subset of the
+        stream that holds its ``k`` smallest priorities (the sketch job's JVM drops the others
+        before the window reaches Python); ties go to the earlier candidate.
+
+        >>> r = ReservoirSample.from_priorities(["a", "b", "c", "d"], [40, 10, 30, 20], n_seen=1_000, k=2)
+        >>> r.n_seen, sorted(r.sample())
+        (1000, ['b', 'd'])
+        >>> ReservoirSample.from_priorities(["a"], [5], n_seen=3, k=2)
+        Traceback (most recent call last):
+        ...
+        ValueError: 1 candidates cannot hold the 2 smallest priorities of 3 items
+        """
+        if len(items) != len(priorities):
+            raise ValueError(f"{len(items)} items but {len(priorities)} priorities")
+        need = min(k, n_seen)
+        if len(items) < need or len(items) > n_seen:
+            raise ValueError(f"{len(items)} candidates cannot hold the {need} smallest priorities of {n_seen} items")
+        keep = np.argsort(np.asarray(priorities, dtype=np.int64), kind="stable")[:need]
+        out = cls(k=k, seed=seed)
+        out._n, out._items = n_seen, [_normalize(items[i]) for i in keep.tolist()]
+        return out
+
     def merge(self, other: Self) -> None:
         """Fold ``other`` in; the result keeps ``min(self.k, other.k)`` items at most."""
         merged = self._merge([self, other], self._np)

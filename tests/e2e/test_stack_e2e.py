@@ -101,6 +101,17 @@ def test_generated_stream_is_answered_within_bounds(serving, sketch_job, tmp_pat
     germany = on_time.select(start, end, country="DE")
     by_country = complete("distinct", {"field": "user_id", "country": "DE", **rng}, events=germany.count())
     assert by_country["lower_bound"] <= germany.distinct("user_id") <= by_country["upper_bound"]
+    # the sample: built from the JVM's candidates (SampleCandidates), every item a real on-time
+    # event of the group, as many as asked, out of the group's exact population
+    def sampled():
+        r = httpx.get(f"{s.serving_url}/v1/samples", params={"n": 50, "country": "DE", **rng}, timeout=10)
+        return r.json() if r.status_code == 200 and r.json().get("population") == germany.count() else None
+
+    smp = wait_for(sampled, timeout=60, interval=1, what="samples of country DE over every on-time event")
+    events = [e if isinstance(e, dict) else orjson.loads(e) for e in smp["estimate"]]
+    assert smp["sample_size"] == len(events) == min(50, germany.count())
+    assert len({e["event_id"] for e in events}) == len(events)
+    assert all(e["country"] == "DE" and start <= e["event_time"] < end for e in events), events[:3]
 
     # malformed: exactly as many in the DLQ as the generator sent
     dlq = consume_all(s.kafka_bootstrap, s.topics.dlq, expect=summary["malformed"], timeout=60)

@@ -28,10 +28,10 @@ def _frame(events: list[dict]) -> pd.DataFrame:
 
 def test_python_pack_matches_the_shared_vectors():
     doc = json.loads(VECTORS.read_text())
-    frame = _frame(doc["events"])
-    assert wc.pack(frame).hex() == doc["packed_hex"]
-    assert wc.pack(frame, wc.IDENTITY).hex() == doc["identity_hex"]
-    assert wc.pack(frame, wc.VALUES).hex() == doc["values_hex"]
+    frame, k = _frame(doc["events"]), doc["sample_k"]
+    assert wc.pack(frame, sample_k=k).hex() == doc["packed_hex"]
+    assert wc.pack(frame, wc.IDENTITY, k).hex() == doc["identity_hex"]
+    assert wc.pack(frame, wc.VALUES, k).hex() == doc["values_hex"]
 
 
 def test_the_two_sections_read_as_the_whole_window():
@@ -67,9 +67,41 @@ def test_packed_columns_read_back_every_field():
         for k, v in e.get("features", {}).items():
             expected.setdefault(k, []).append(v)
     assert cols.features() == expected
-    rows = np.array([3, 0, len(events) - 1])
-    assert list(cols.texts("raw_text", rows)) == [events[i]["raw"] for i in rows]
-    assert cols.texts("raw_text", rows)[1:] == [events[0]["raw"], events[-1]["raw"]]
+    assert cols.sample_k == json.loads(VECTORS.read_text())["sample_k"]
+    everything = np.arange(len(events))
+    texts, priorities = cols.sample_candidates("raw_text", everything)
+    assert priorities.tolist() == [wc.priority(t.encode()) for t in texts]
+    raws = [e["raw"] for e in events]
+    assert [raws.index(t) for t in texts] == sorted(raws.index(t) for t in texts)  # row order
+    assert list(texts[1:3]) == list(texts)[1:3]
+
+
+def _bottom_k(priorities: list[int], rows: list[int], k: int) -> set[int]:
+    return set(sorted(rows, key=lambda r: (priorities[r], r))[:k])
+
+
+def test_sample_candidates_hold_every_groups_k_smallest_priorities_and_nothing_else():
+    """Brute force: the candidates are exactly the union of the k smallest priorities of the whole
+    window and of every value of every dimension, and a group reads back its own k smallest."""
+    rng = random.Random(11)
+    n, k = 3_000, 7
+    events = [{"event_time": 1_000 + i, "user_id": "u", "session_id": "s", "item_id": "i",
+               "category": rng.choice("abcdefgh"), "country": rng.choice(["US", "DE", "FR", "JP", "BR"]),
+               "device": rng.choice(["mobile", "desktop", "tablet"]), "price": 1.0,
+               "raw": f'{{"event_id":"e{i}-{rng.random()}"}}'} for i in range(n)]  # fmt: skip
+    frame = _frame(events)
+    priorities = [wc.priority(e["raw"].encode()) for e in events]
+    expected = _bottom_k(priorities, list(range(n)), k)
+    for column in wc.SAMPLE_GROUP_COLUMNS:
+        for value in {e[column] for e in events}:
+            expected |= _bottom_k(priorities, [i for i, e in enumerate(events) if e[column] == value], k)
+    assert wc.sample_candidate_rows(frame, priorities, k).tolist() == sorted(expected)
+    cols = wc.PackedColumns(wc.pack(frame, wc.VALUES, k))
+    rows = np.array([i for i, e in enumerate(events) if e["country"] == "JP"])
+    texts, got = cols.sample_candidates("raw_text", rows)
+    smallest = sorted(got.tolist())[:k]
+    assert smallest == sorted(priorities[r] for r in _bottom_k(priorities, rows.tolist(), k))
+    assert set(texts) <= {events[r]["raw"] for r in rows}
 
 
 def test_an_empty_window_packs_and_reads():
@@ -90,6 +122,7 @@ def test_unknown_version_is_refused():
 
 
 def main() -> None:
+    """Writes the vectors (a reservoir k of 3, so the 40 events' groups overflow it)."""
     rng = random.Random(7)
     events = []
     for i in range(40):
@@ -103,9 +136,9 @@ def main() -> None:
         events.append(ev)
     doc = {"comment": "Events and the packed window PackWindow must emit for them (flink_jobs/window_columns.py "
            "pack; WindowColumnsTest and tests/unit/test_window_columns.py check both sides).",
-           "events": events, "packed_hex": wc.pack(_frame(events)).hex(),
-           "identity_hex": wc.pack(_frame(events), wc.IDENTITY).hex(),
-           "values_hex": wc.pack(_frame(events), wc.VALUES).hex()}  # fmt: skip
+           "sample_k": 3, "events": events, "packed_hex": wc.pack(_frame(events), sample_k=3).hex(),
+           "identity_hex": wc.pack(_frame(events), wc.IDENTITY, 3).hex(),
+           "values_hex": wc.pack(_frame(events), wc.VALUES, 3).hex()}  # fmt: skip
     VECTORS.write_text(json.dumps(doc, ensure_ascii=False, indent=1) + "\n")
 
 

@@ -133,3 +133,33 @@ def test_window_parts_cover_every_record_once():
     assert len(two) == len(set(two))  # no record key twice (the exact counts come from one part)
     assert sorted(one) == sorted(two)
     assert {p.counts for p in window_parts(2)} == {True, False}
+
+
+def test_packed_reservoir_samples_each_group_uniformly():
+    """The packed path samples by priority (a hash of each raw event, window_columns.priority) and
+    keeps only the candidates: per group every event must still be equally likely to be sampled.
+    400 windows whose events differ only by a nonce: chi-square of how often each row of the
+    country "US" group was drawn, against uniform; and n_seen is the group's size."""
+    from scipy import stats
+
+    k, trials = 5, 400
+    base = _frame(60, seed=21)
+    us_rows = [i for i, c in enumerate(base["country"]) if c == "US"]
+    hits = dict.fromkeys(us_rows, 0)
+    rng = random.Random(4)
+    for _ in range(trials):
+        frame = base.copy()
+        frame["raw"] = [r[:-1] + b',"nonce":%d}' % rng.getrandbits(48) for r in base["raw"]]
+        cols = window_columns.PackedColumns(window_columns.pack(frame, sample_k=k))
+        blob = window_records.build(cols, ["country"], [("reservoir", "*", "raw_text")], 10_000, {"reservoir": {"k": k}},
+                                    counts=False)  # fmt: skip
+        us = next(r for r in window_records.unpack(blob) if r.dim_value == "US")
+        sample = decode_sketch(us.sketch)
+        assert sample.n_seen == len(us_rows) == us.events
+        raws = {bytes(frame["raw"][i]).decode(): i for i in us_rows}
+        for item in sample.sample():
+            hits[raws[item]] += 1
+    counts = list(hits.values())
+    assert sum(counts) == trials * k
+    p = stats.chisquare(counts).pvalue
+    assert p > 1e-4, f"not uniform: p={p:.2g}, {counts}"

@@ -14,14 +14,16 @@ import org.apache.flink.table.functions.AggregateFunction;
  *
  * <p>Why on the JVM: the Python (pandas) window aggregate it replaces kept every row in window
  * state, serialized every row again at each checkpoint, and converted every row to Arrow when the
- * window fired. Here a row costs six dictionary lookups and a few array appends; when the window
- * fires, each Python sketch builder gets one blob with the columns it reads (identity strings, or
- * values and raw events) and builds every sketch of every dimension from it with numpy.
+ * window fired. Here a row costs six dictionary lookups and a few array appends, and its raw bytes
+ * are kept only while a reservoir sample may still need them ({@link SampleCandidates}; the last
+ * argument is the reservoir's k). When the window fires, each Python sketch builder gets one blob
+ * with the columns it reads (identity strings, or values and sample candidates) and builds every
+ * sketch of every dimension from it with numpy.
  *
  * <pre>
  * CREATE TEMPORARY FUNCTION pack_window AS 'dev.tributary.flink.PackWindow' LANGUAGE JAVA;
  * SELECT pack_window(event_time, user_id, session_id, item_id, category, country, device,
- *                    price, features, `raw`) FROM ... GROUP BY TUMBLE(...)
+ *                    price, features, `raw`, 100) FROM ... GROUP BY TUMBLE(...)
  * </pre>
  */
 @FunctionHint(
@@ -49,9 +51,11 @@ public class PackWindow extends AggregateFunction<RowData, WindowColumns> {
             @DataTypeHint(value = "STRING", bridgedTo = StringData.class) StringData device,
             Double price,
             @DataTypeHint(value = "MAP<STRING, DOUBLE>", bridgedTo = MapData.class) MapData features,
-            byte[] raw) {
+            byte[] raw,
+            Integer sampleSize) {
         acc.add(eventTime == null ? 0L : eventTime,
-                new StringData[] {userId, sessionId, itemId, category, country, device}, price, features, raw);
+                new StringData[] {userId, sessionId, itemId, category, country, device}, price, features, raw,
+                sampleSize == null ? WindowColumns.DEFAULT_SAMPLE_SIZE : sampleSize);
     }
 
     @Override

@@ -26,17 +26,22 @@ import org.apache.flink.table.data.StringData;
  * with VALUES:
  *     rows x f64 price (NaN for null)
  *     i32 features | features x (i32 length, UTF-8 name, i32 count, count x f64)
- *     (rows + 1) x i32 offset | raw events, concatenated
+ *     the reservoir's candidates ({@link SampleCandidates}): i32 k | i32 n | n x i32 row |
+ *     n x i64 priority | (n + 1) x i32 offset | their raw events, concatenated
  * </pre>
+ *
+ * Version 1 carried every raw event instead of the candidates; {@link #unpack} still reads it
+ * (a checkpoint taken before the upgrade).
  *
  * Offsets are Arrow's: value i is bytes [offset i, offset i+1), so Python hands the buffers to
  * pyarrow without a per-value loop. The dimensions (category, country, device) are always there;
- * the sections let each Python sketch builder get only what it reads (the raw events are ~90 %
- * of a window).
+ * the sections let each Python sketch builder get only what it reads.
  */
 public final class WindowColumns {
 
-    public static final byte VERSION = 1;
+    public static final byte VERSION = 2;
+    /** The reservoir's sample size when a window does not say (app/sketches/defaults.py RESERVOIR_K). */
+    public static final int DEFAULT_SAMPLE_SIZE = 100;
     /** Sections of the packed form: the identity strings, and the values (prices, features, raw events). */
     public static final int IDENTITY = 1;
     public static final int VALUES = 2;
@@ -53,9 +58,8 @@ public final class WindowColumns {
     double[] prices = new double[64];
     ByteDictionary featureNames = new ByteDictionary();
     final List<DoubleColumn> features = new ArrayList<>();
-    int[] rawEnds = new int[64];
-    byte[] raw = new byte[4096];
-    int rawLength;
+    /** Created by the first event, with the sample size it asks for. */
+    SampleCandidates sample;
 
     public WindowColumns() {
         for (int i = 0; i < strings.length; i++) {
@@ -66,6 +70,12 @@ public final class WindowColumns {
 
     /** Appends one event (string fields in {@link #STRING_COLUMNS} order). */
     public void add(long eventTime, StringData[] values, Double price, MapData featureMap, byte[] rawEvent) {
+        add(eventTime, values, price, featureMap, rawEvent, DEFAULT_SAMPLE_SIZE);
+    }
+
+    /** Appends one event; {@code sampleSize}: the reservoir's k (the first event's counts). */
+    public void add(long eventTime, StringData[] values, Double price, MapData featureMap, byte[] rawEvent,
+            int sampleSize) {
         if (rows == 0) {
             firstEventTime = eventTime;
         }
@@ -75,7 +85,6 @@ public final class WindowColumns {
                 codes[i] = Arrays.copyOf(codes[i], capacity);
             }
             prices = Arrays.copyOf(prices, capacity);
-            rawEnds = Arrays.copyOf(rawEnds, capacity);
         }
         for (int i = 0; i < strings.length; i++) {
             codes[i][rows] = strings[i].code(values[i]);
@@ -94,16 +103,19 @@ public final class WindowColumns {
                 }
             }
         }
-        int n = rawEvent == null ? 0 : rawEvent.length;
-        if (rawLength + n > raw.length) {
-            raw = Arrays.copyOf(raw, Math.max(raw.length * 2, rawLength + n));
-        }
-        if (n > 0) {
-            System.arraycopy(rawEvent, 0, raw, rawLength, n);
-        }
-        rawLength += n;
-        rawEnds[rows] = rawLength;
+        offerToSample(rows, rawEvent, sampleSize);
         rows++;
+    }
+
+    private void offerToSample(int row, byte[] rawEvent, int sampleSize) {
+        if (sample == null) {
+            sample = new SampleCandidates(sampleSize);
+        }
+        int[] groupCodes = new int[SampleCandidates.GROUP_COLUMNS.length];
+        for (int g = 0; g < groupCodes.length; g++) {
+            groupCodes[g] = codes[SampleCandidates.GROUP_COLUMNS[g]][row];
+        }
+        sample.offer(row, groupCodes, rawEvent);
     }
 
     public int rows() {
@@ -125,9 +137,7 @@ public final class WindowColumns {
         for (DoubleColumn f : features) {
             w.features.add(f.copy());
         }
-        w.rawEnds = Arrays.copyOf(rawEnds, rawEnds.length);
-        w.raw = Arrays.copyOf(raw, raw.length);
-        w.rawLength = rawLength;
+        w.sample = sample == null ? null : sample.copy();
         return w;
     }
 
@@ -150,7 +160,7 @@ public final class WindowColumns {
             for (int f = 0; f < features.size(); f++) {
                 size += 8 + featureNames.value(f).length + 8 * features.get(f).size;
             }
-            size += 4 * (rows + 1) + rawLength;
+            size += sample == null ? 12 : sample.packedSize();
         }
         ByteBuffer out = ByteBuffer.allocate(size).order(ByteOrder.LITTLE_ENDIAN);
         out.put(VERSION).put((byte) sections).putInt(rows).putLong(firstEventTime);
@@ -168,9 +178,11 @@ public final class WindowColumns {
                 out.putInt(name.length).put(name).putInt(features.get(f).size);
                 putDoubles(out, features.get(f).values, features.get(f).size);
             }
-            out.putInt(0);
-            putInts(out, rawEnds, rows);
-            out.put(raw, 0, rawLength);
+            if (sample == null) {
+                out.putInt(0).putInt(0).putInt(0);
+            } else {
+                sample.pack(out);
+            }
         }
         return out.array();
     }
@@ -183,7 +195,7 @@ public final class WindowColumns {
     public static WindowColumns unpack(byte[] packed) {
         ByteBuffer in = ByteBuffer.wrap(packed).order(ByteOrder.LITTLE_ENDIAN);
         byte version = in.get();
-        if (version != VERSION) {
+        if (version != VERSION && version != 1) {
             throw new IllegalArgumentException("unknown packed window version " + version);
         }
         if (in.get() != ALL) {
@@ -212,11 +224,23 @@ public final class WindowColumns {
             in.position(in.position() + 8 * column.size);
             w.features.add(column);
         }
-        in.getInt();
-        w.rawEnds = getInts(in, w.rows, capacity);
-        w.rawLength = w.rows == 0 ? 0 : w.rawEnds[w.rows - 1];
-        w.raw = new byte[Math.max(w.rawLength, 4096)];
-        in.get(w.raw, 0, w.rawLength);
+        // The candidates (version 1: every event) are offered again: what a group keeps from
+        // them is what it had kept, and later events meet the same thresholds.
+        int k = version == 1 ? DEFAULT_SAMPLE_SIZE : in.getInt();
+        int n = version == 1 ? w.rows : in.getInt();
+        int[] rowOf = new int[n];
+        if (version == 1) {
+            Arrays.setAll(rowOf, i -> i);
+        } else {
+            in.asIntBuffer().get(rowOf);
+            in.position(in.position() + 4 * n + 8 * n);  // priorities: recomputed from the bytes
+        }
+        int[] ends = getInts(in, n + 1, n + 1);
+        byte[] raw = new byte[ends[n]];
+        in.get(raw);
+        for (int i = 0; i < n; i++) {
+            w.offerToSample(rowOf[i], Arrays.copyOfRange(raw, ends[i], ends[i + 1]), k);
+        }
         return w;
     }
 
