@@ -396,3 +396,20 @@ def test_empty_sketches_and_edges():
     back = ReservoirSample.from_bytes(r.to_bytes())
     assert back.k == 4 and back.n_seen == 3
     assert set(back.sample()) == {"héllo ✓", b"\x00\xff", '{"a":[1,2.5]}'}
+
+
+def test_deflated_payloads_are_plain_zlib_streams_whoever_wrote_them():
+    """The envelope's format 2 is a zlib stream: written by ISA-L when installed (it is, in both
+    venvs), read by the stdlib; a reader without isal loses nothing."""
+    import zlib
+
+    from app.sketches import codec
+
+    assert codec._deflate.__name__ == "isal.isal_zlib"
+    hll = HllSketch()
+    hll.update_many([f"u{i}" for i in range(50_000)])
+    blob = hll.to_bytes()
+    assert blob[3] == codec.DEFLATED
+    payload = zlib.decompress(blob[5 + blob[4] :])
+    assert codec.decode(blob) == ("hll", payload)
+    assert HllSketch.from_bytes(blob).estimate() == hll.estimate()
