@@ -4,9 +4,9 @@ Format 1 carries the payload as it is; format 2 deflates it (a zlib stream), wri
 saves at least 10 %: the sketches of small groups are mostly zeros (a count-min of a country
 with 100 events is 13 KB raw, ~1.5 KB deflated), and every byte crosses Python, the JVM, Kafka
 and Redis several times. Readers take both. The stream is written by ISA-L (``isal``, level 1)
-where it is installed: the same format as ``zlib.compress`` (any zlib reads it), 2.8x faster and
-4 % smaller on a window's sketches (31.8 ms -> 11.4 ms per 20,000-event window, 4 dimensions);
-without it, zlib level 1.
+where it is installed: the same format as ``zlib.compress`` (any zlib reads it), 2.85x faster and
+4 % smaller on a window's sketches (27.2 ms -> 9.5 ms per 20,000-event window, 4 dimensions;
+benchmarks/window_build.py); without it, zlib level 1.
 
 >>> kind, payload = decode(encode("hll", b"abc"))
 >>> kind, payload
