@@ -42,6 +42,8 @@ import orjson
 import pandas as pd
 import pyarrow as pa
 
+from app.sketches.defaults import RESERVOIR_K
+
 VERSION = 2
 #: Sections of the packed form (WindowColumns.IDENTITY / VALUES).
 IDENTITY, VALUES = 1, 2
@@ -205,7 +207,7 @@ class FrameColumns:
         return values
 
 
-def pack(frame: pd.DataFrame, sections: int = ALL, sample_k: int = 100) -> bytes:
+def pack(frame: pd.DataFrame, sections: int = ALL, sample_k: int = RESERVOIR_K) -> bytes:
     """The packed form of a frame with ``event_time``, STRING_COLUMNS, ``price``, ``features``
     (dict or None) and ``raw`` (bytes) columns: what PackWindow emits for the same events, its
     reservoir's k being ``sample_k``."""
@@ -236,9 +238,9 @@ def pack(frame: pd.DataFrame, sections: int = ALL, sample_k: int = 100) -> bytes
     if n == 0:
         return b"".join([*out, struct.pack("<iii", 0, 0, 0)])
     raws = [bytes(r or b"") for r in frame["raw"]]
-    rows = sample_candidate_rows(frame, [priority(r) for r in raws], sample_k)
-    out += [struct.pack("<ii", sample_k, len(rows)), rows.astype("<i4").tobytes()]
-    out.append(np.array([priority(raws[r]) for r in rows], dtype="<i8").tobytes())
+    priorities = np.array([priority(r) for r in raws], dtype="<i8")
+    rows = sample_candidate_rows(frame, priorities, sample_k)
+    out += [struct.pack("<ii", sample_k, len(rows)), rows.astype("<i4").tobytes(), priorities[rows].tobytes()]
     out += [np.cumsum([0, *(len(raws[r]) for r in rows)]).astype("<i4").tobytes(), *(raws[r] for r in rows)]
     return b"".join(out)
 

@@ -135,7 +135,9 @@ def build(
                     if priorities is None:
                         sketch.update_many(items)
                     else:
-                        sketch = ReservoirSample.from_priorities(items, priorities, events, k=sketch.k)
+                        # a window packed for a smaller k holds a smaller sample, never a wrong one
+                        k = min(sketch.k, columns.sample_k)
+                        sketch = ReservoirSample.from_priorities(items, priorities, events, k=k)
                 parts.append(_pack_record(kind, field, dim, value, events, sketch.to_bytes()))
             if counts:
                 parts.append(_pack_record("count", "*", dim, value, events, b""))

@@ -163,3 +163,12 @@ def test_packed_reservoir_samples_each_group_uniformly():
     assert sum(counts) == trials * k
     p = stats.chisquare(counts).pvalue
     assert p > 1e-4, f"not uniform: p={p:.2g}, {counts}"
+
+
+def test_a_window_packed_for_a_smaller_k_gives_a_smaller_sample_not_an_error():
+    frame = _frame(300, seed=5)
+    cols = window_columns.PackedColumns(window_columns.pack(frame, sample_k=3))
+    blob = window_records.build(cols, ["all"], [("reservoir", "*", "raw_text")], 10_000, {"reservoir": {"k": 10}},
+                                counts=False)  # fmt: skip
+    sample = decode_sketch(next(window_records.unpack(blob)).sketch)
+    assert (sample.n_seen, len(sample.sample())) == (300, 3)

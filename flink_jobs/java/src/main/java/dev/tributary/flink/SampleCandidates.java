@@ -29,9 +29,12 @@ final class SampleCandidates {
     static final int[] GROUP_COLUMNS = {3, 4, 5};
 
     private static final VarHandle LONGS = MethodHandles.byteArrayViewVarHandle(long[].class, ByteOrder.LITTLE_ENDIAN);
+    private static final byte[] EMPTY = new byte[0];
 
     final int k;
     private final Heap all;
+    /** An event's four groups (scratch, reused). */
+    private final Heap[] groups = new Heap[1 + GROUP_COLUMNS.length];
     private Heap[][] byValue = new Heap[GROUP_COLUMNS.length][8];
     /** Candidates in the order they came (so in row order): live ones have refs > 0. */
     private int count;
@@ -77,23 +80,28 @@ final class SampleCandidates {
         return Long.rotateLeft(h ^ (word * 0xC2B2AE3D27D4EB4FL), 29) * 0x9E3779B97F4A7C15L;
     }
 
-    /** Row {@code row} with these dimension codes (GROUP_COLUMNS order) and raw bytes. */
-    void offer(int row, int[] groupCodes, byte[] event) {
-        byte[] bytes = event == null ? new byte[0] : event;
+    /** Row {@code row} with these dimension codes (GROUP_COLUMNS order) and raw bytes. Called
+     * once per event: no allocation but the candidate's bytes. */
+    void offer(int row, int code0, int code1, int code2, byte[] event) {
+        byte[] bytes = event == null ? EMPTY : event;
         long p = priority(bytes);
-        Heap[] groups = {all, heap(0, groupCodes[0]), heap(1, groupCodes[1]), heap(2, groupCodes[2])};
-        boolean[] accepted = new boolean[groups.length];
-        boolean any = false;
+        Heap[] groups = this.groups;
+        groups[0] = all;
+        groups[1] = heap(0, code0);
+        groups[2] = heap(1, code1);
+        groups[3] = heap(2, code2);
+        int accepted = 0;
         for (int g = 0; g < groups.length; g++) {
-            accepted[g] = groups[g].accepts(p);
-            any |= accepted[g];
+            if (groups[g].accepts(p)) {
+                accepted |= 1 << g;
+            }
         }
-        if (!any) {
+        if (accepted == 0) {
             return;
         }
         int id = add(row, p, bytes);
         for (int g = 0; g < groups.length; g++) {
-            if (accepted[g]) {
+            if ((accepted & (1 << g)) != 0) {
                 refs[id]++;
                 int evicted = groups[g].push(p, id);
                 if (evicted >= 0 && --refs[evicted] == 0) {

@@ -111,11 +111,8 @@ public final class WindowColumns {
         if (sample == null) {
             sample = new SampleCandidates(sampleSize);
         }
-        int[] groupCodes = new int[SampleCandidates.GROUP_COLUMNS.length];
-        for (int g = 0; g < groupCodes.length; g++) {
-            groupCodes[g] = codes[SampleCandidates.GROUP_COLUMNS[g]][row];
-        }
-        sample.offer(row, groupCodes, rawEvent);
+        int[] columns = SampleCandidates.GROUP_COLUMNS;
+        sample.offer(row, codes[columns[0]][row], codes[columns[1]][row], codes[columns[2]][row], rawEvent);
     }
 
     public int rows() {
