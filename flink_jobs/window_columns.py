@@ -43,6 +43,7 @@ import pandas as pd
 import pyarrow as pa
 
 from app.sketches.defaults import RESERVOIR_K
+from app.sketches.dictionary import StringDictionary
 
 VERSION = 2
 #: Sections of the packed form (WindowColumns.IDENTITY / VALUES).
@@ -158,6 +159,15 @@ class PackedColumns:
             uniques[null_code] = None
         return codes.astype(np.int64), uniques
 
+    def codes(self, column: str) -> np.ndarray:
+        """Each row's code into :meth:`dictionary`."""
+        return self._strings[column][4].astype(np.int64)
+
+    def dictionary(self, column: str) -> StringDictionary:
+        """The column's distinct strings, straight from the packed UTF-8 (hashed once per window)."""
+        distinct, null_code, offsets, data, _ = self._strings[column]
+        return StringDictionary(data, offsets, null_code, self.factorized(column)[1])
+
     def floats(self, column: str) -> np.ndarray:
         if column != "price" or self._features is None:
             raise KeyError(column)
@@ -190,6 +200,12 @@ class FrameColumns:
     def factorized(self, column: str) -> tuple[np.ndarray, np.ndarray]:
         codes, uniques = pd.factorize(self.frame[column], use_na_sentinel=False)
         return codes.astype(np.int64, copy=False), np.asarray(uniques, dtype=object)
+
+    def codes(self, column: str) -> np.ndarray:
+        return self.factorized(column)[0]
+
+    def dictionary(self, column: str) -> StringDictionary:
+        return StringDictionary.from_values(self.factorized(column)[1])
 
     def floats(self, column: str) -> np.ndarray:
         return self.frame[column].to_numpy(dtype="float64", na_value=np.nan)

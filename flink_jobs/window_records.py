@@ -58,7 +58,7 @@ class WindowRecord(NamedTuple):
         return f"{self.kind}|{self.field}|{self.dim}|{self.dim_value}|{self.window_start}"
 
 
-#: Kinds that take pre-counted values (one library call per distinct value, not per event):
+#: Kinds that take pre-counted values from a window's dictionary (``update_dictionary``):
 #: HLL ignores repeats, frequent items and count-min take weights.
 COUNTED_KINDS = frozenset({"hll", "frequent", "cms"})
 
@@ -86,17 +86,19 @@ class _Groups:
             self._rows = np.split(order, np.cumsum(self.sizes)[:-1])
         return self._rows
 
-    def value_counts(self, column: tuple[np.ndarray, np.ndarray]) -> list[tuple[list, list[int]]]:
-        """Per group: the distinct values of a factorized column and how often each occurs."""
-        codes, uniques = column
-        width = max(len(uniques), 1)
-        pairs, counts = np.unique(self.codes * width + codes, return_counts=True)
+    def value_counts(self, codes: np.ndarray, width: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per group: the distinct codes of a dictionary-encoded column and how often each occurs."""
+        width = max(width, 1)
+        keys = self.codes * width + codes
+        if len(self.values) * width <= max(1 << 20, 8 * len(keys)):
+            # small integers: a histogram over (group, code) is cheaper than sorting them
+            histogram = np.bincount(keys, minlength=len(self.values) * width)
+            pairs = np.flatnonzero(histogram)
+            counts = histogram[pairs]
+        else:  # many groups times many values: the histogram would dwarf the window
+            pairs, counts = np.unique(keys, return_counts=True)
         bounds = np.searchsorted(pairs // width, np.arange(len(self.values) + 1))
-        out = []
-        for g in range(len(self.values)):
-            lo, hi = bounds[g], bounds[g + 1]
-            out.append((uniques[pairs[lo:hi] % width].tolist(), counts[lo:hi].tolist()))
-        return out
+        return [(pairs[lo:hi] % width, counts[lo:hi]) for lo, hi in zip(bounds[:-1], bounds[1:])]
 
 
 def build(
@@ -108,26 +110,34 @@ def build(
     emitted_at: int | None = None,
     features: bool = False,
     counts: bool = True,
+    library_updates: bool = False,
 ) -> bytes:
     """One window's events -> packed records: per dimension value, every sketch and (with
     ``counts``) the exact count; with ``features`` also a KLL per numeric feature (dimension
-    ``all``). ``source``: a packed window (PackedColumns) or a frame of event fields."""
+    ``all``). ``source``: a packed window (PackedColumns) or a frame of event fields.
+    ``library_updates``: one library call per distinct value per group (the baseline
+    ``benchmarks/window_build.py`` measures) instead of arrays over the window's hashes."""
     columns = FrameColumns(source) if isinstance(source, pd.DataFrame) else source
     params = params or {}
     first = columns.first_event_time
     window_start = first - first % window_ms
-    factorized = {c: columns.factorized(c) for kind, _, c in sketches if kind in COUNTED_KINDS}
+    dictionaries = {c: columns.dictionary(c) for kind, _, c in sketches if kind in COUNTED_KINDS}
     floats = {c: columns.floats(c) for kind, _, c in sketches if kind == "kll"}
     parts: list[bytes] = []
     for dim in dims:
         groups = _Groups(columns, dim)
-        counted = {column: groups.value_counts(f) for column, f in factorized.items()}
+        counted = {c: groups.value_counts(columns.codes(c), len(d)) for c, d in dictionaries.items()}
         for g, value in enumerate(groups.values):
             events = int(groups.sizes[g])
             for kind, field, column in sketches:
                 sketch = new_sketch(kind, **params.get(kind, {}))
                 if kind in COUNTED_KINDS:
-                    sketch.update_counts(*counted[column][g])
+                    dictionary, (codes, n) = dictionaries[column], counted[column][g]
+                    if library_updates:
+                        present = dictionary.present[codes]
+                        sketch.update_counts(dictionary.values[codes[present]].tolist(), n[present].tolist())
+                    else:  # each distinct string hashed once per window, not once per group and sketch
+                        sketch.update_dictionary(dictionary, codes, n)
                 elif kind == "kll":
                     sketch.update_many(floats[column][groups.rows()[g]])
                 else:  # the reservoir: from the JVM's prioritized candidates, or every event

@@ -15,8 +15,11 @@ from collections.abc import Iterable
 from typing import Any, Self
 
 import datasketches as ds
+import numpy as np
 
 from app.sketches.base import DEFAULT_CONFIDENCE, Estimate, Sketch
+from app.sketches.dictionary import StringDictionary
+from app.sketches.from_counts import count_min_state
 from app.sketches.defaults import CMS_CONFIDENCE, CMS_RELATIVE_ERROR
 
 _SEED = 9001  # the library default; sketches merge only when their seeds match
@@ -100,6 +103,18 @@ class CountMinSketch(Sketch):
             if n < 0:
                 raise ValueError("count-min weights must be >= 0")
             upd(v if isinstance(v, str) else str(v), float(n))
+
+    def update_dictionary(self, dictionary: StringDictionary, codes: np.ndarray, counts: np.ndarray) -> None:
+        """``update(dictionary[c], n)`` for each code ``c`` and count ``n``, as array operations
+        over hashes computed once per window (:func:`~app.sketches.from_counts.count_min_state`);
+        the same counters to the bit. Missing values are skipped, like empty strings."""
+        if np.any(np.asarray(counts) < 0):
+            raise ValueError("count-min weights must be >= 0")
+        sk = self._sketch
+        header = bytearray(ds.count_min_sketch(sk.num_hashes, sk.num_buckets, sk.seed).serialize())
+        header[3] = 0  # flags: not empty
+        state = count_min_state(bytes(header), sk.num_hashes, sk.num_buckets, sk.seed, dictionary, codes, counts)
+        sk.merge(ds.count_min_sketch.deserialize(state))
 
     def merge(self, other: Self) -> None:
         sk, o = self._sketch, other._sketch

@@ -11,8 +11,11 @@ from dataclasses import dataclass
 from typing import Any, Self
 
 import datasketches as ds
+import numpy as np
 
 from app.sketches.base import DEFAULT_CONFIDENCE, Sketch, as_texts, call_each
+from app.sketches.dictionary import StringDictionary
+from app.sketches.from_counts import frequent_capacity, frequent_strings_state
 from app.sketches.defaults import FREQUENT_LG_MAX_K
 
 _NO_FALSE_NEGATIVES = ds.frequent_items_error_type.NO_FALSE_NEGATIVES
@@ -100,6 +103,21 @@ class FrequentItemsSketch(Sketch):
         if len(texts) != len(weights):
             raise ValueError(f"{len(texts)} values but {len(weights)} counts")
         call_each(self._sketch.update, texts, weights)
+
+    def update_dictionary(self, dictionary: StringDictionary, codes: np.ndarray, counts: np.ndarray) -> None:
+        """``update(dictionary[c], n)`` for distinct codes ``c`` with counts ``n``. More distinct
+        values than counters: the largest kept exactly, the offset set to the largest left out
+        (:func:`~app.sketches.from_counts.frequent_strings_state`); else the library's own updates."""
+        present = dictionary.present[codes]
+        codes, counts = np.asarray(codes)[present], np.asarray(counts)[present]
+        if len(codes) <= frequent_capacity(self.lg_max_k):
+            self.update_counts(dictionary.values[codes].tolist(), counts.tolist())
+            return
+        built = ds.frequent_strings_sketch.deserialize(frequent_strings_state(self.lg_max_k, dictionary, codes, counts))
+        if self._sketch.is_empty():
+            self._sketch = built
+        else:
+            self._sketch.merge(built)
 
     def merge(self, other: Self) -> None:
         self._sketch.merge(other._sketch)

@@ -6,8 +6,11 @@ from collections.abc import Iterable
 from typing import Any, Self
 
 import datasketches as ds
+import numpy as np
 
 from app.sketches.base import DEFAULT_CONFIDENCE, Estimate, Sketch, call_each
+from app.sketches.dictionary import StringDictionary
+from app.sketches.from_counts import hll8_state, hll_coupons, hll_promotes
 
 # DataSketches gives HLL bounds at 1, 2 or 3 standard deviations; these are the two-sided
 # normal coverages, and we answer with the smallest one at or above what was asked.
@@ -57,6 +60,19 @@ class HllSketch(Sketch):
     def update_counts(self, values: Iterable[Any], counts: Iterable[int]) -> None:
         # A distinct count ignores repeats: one update per distinct value is the same sketch.
         self.update_many(values)
+
+    def update_dictionary(self, dictionary: StringDictionary, codes: np.ndarray, counts: np.ndarray) -> None:
+        """The distinct values ``dictionary[codes]`` (counts do not matter), hashed once per window.
+        As many coupons as the library would keep as registers are built as registers in one
+        pass (:func:`~app.sketches.from_counts.hll8_state`); fewer go to the library."""
+        coupons = hll_coupons(dictionary)[codes]
+        coupons = coupons[coupons >= 0]
+        if not hll_promotes(self.lg_k, len(coupons) // 2):  # near the threshold, count exactly
+            coupons = np.unique(coupons)  # (distinct values share a coupon once in ~2**26 pairs)
+        if not hll_promotes(self.lg_k, len(coupons)):
+            self.update_many(dictionary.values[codes][dictionary.non_empty[codes]].tolist())
+            return
+        self._union.update(ds.hll_sketch.deserialize(hll8_state(self.lg_k, coupons)))
 
     def _current(self) -> ds.hll_sketch:
         """Fold pending updates into the union and return one sketch of everything."""
