@@ -111,9 +111,7 @@ class CountMinSketch(Sketch):
         if np.any(np.asarray(counts) < 0):
             raise ValueError("count-min weights must be >= 0")
         sk = self._sketch
-        header = bytearray(ds.count_min_sketch(sk.num_hashes, sk.num_buckets, sk.seed).serialize())
-        header[3] = 0  # flags: not empty
-        state = count_min_state(bytes(header), sk.num_hashes, sk.num_buckets, sk.seed, dictionary, codes, counts)
+        state = count_min_state(sk.num_hashes, sk.num_buckets, sk.seed, dictionary, codes, counts)
         sk.merge(ds.count_min_sketch.deserialize(state))
 
     def merge(self, other: Self) -> None:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import functools
 import struct
 
+import datasketches as ds
 import numpy as np
 
 from app.sketches.dictionary import StringDictionary
@@ -81,12 +82,21 @@ def count_min_hash_seeds(num_hashes: int, seed: int = DEFAULT_SEED) -> tuple[int
     return tuple((_uniform_u64(engine, _M64) + seed) & _M64 for _ in range(num_hashes))
 
 
+@functools.lru_cache(maxsize=32)
+def _count_min_header(num_hashes: int, num_buckets: int, seed: int) -> bytes:
+    """The first 16 bytes of a non-empty serialized ``count_min_sketch`` of this shape (the
+    library's own, for its seed hash), with the empty flag cleared."""
+    header = bytearray(ds.count_min_sketch(num_hashes, num_buckets, seed).serialize()[:16])
+    header[3] = 0
+    return bytes(header)
+
+
 def count_min_state(
-    header: bytes, num_hashes: int, num_buckets: int, seed: int,
-    dictionary: StringDictionary, codes: np.ndarray, counts: np.ndarray,
+    num_hashes: int, num_buckets: int, seed: int, dictionary: StringDictionary, codes: np.ndarray, counts: np.ndarray
 ) -> bytes:
-    """The serialized ``count_min_sketch`` (``header``: its first 16 bytes, non-empty) after
+    """The serialized ``count_min_sketch(num_hashes, num_buckets, seed)`` after
     ``update(value, count)`` for each ``dictionary`` value at ``codes``."""
+    header = _count_min_header(num_hashes, num_buckets, seed)
 
     def bucket_rows() -> np.ndarray:
         rows = [dictionary.hashes(s)[0] % np.uint64(num_buckets) for s in count_min_hash_seeds(num_hashes, seed)]
