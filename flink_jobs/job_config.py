@@ -39,3 +39,7 @@ class JobConfig:
     #: the window's checkpoint, then a restart loop). 60 s = 6 windows; 10 s (with 1 s alignment
     #: updates) paused readers so often that throughput halved (docs/flink-design.md, sixth round).
     watermark_max_drift_ms: int = 60_000
+    #: Where events are parsed: "java" (the Kafka source's deserializer, dev.tributary.flink.
+    #: EventSource: flat internal rows, no conversion into the Table API) or "sql" (a raw-format
+    #: table source and the parse_event UDF; the design before the ninth round, kept for A/B runs).
+    source: str = "java"

@@ -39,7 +39,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flink_jobs.sql import PARSED_VIEW, VALID_VIEW, _kafka_common, _sink_guarantee, source_ddl, interval
+from flink_jobs.source_sql import PARSED_VIEW, VALID_VIEW, source_ddl
+from flink_jobs.sql import _kafka_common, _sink_guarantee, interval
 
 __all__ = [
     "LabelJobConfig", "COLLAPSE_WINDOW", "LATE_LABELS_METRIC", "all_ddl", "interval", "behind_condition",
@@ -70,7 +71,7 @@ class LabelJobConfig:
     checkpoint_interval_ms: int = 2_000
     exactly_once: bool = True
     transactional_id_prefix: str = "tributary-labels"
-    #: Watermark alignment of the shared source (sql.source_ddl; 0 = off): the label job keeps
+    #: Watermark alignment of the shared source (source_sql.source_ddl; 0 = off): the label job keeps
     #: no event-time windows whose state a reader running ahead would inflate.
     watermark_max_drift_ms: int = 0
     #: How long an event id is remembered for de-duplication (processing time, idle state).

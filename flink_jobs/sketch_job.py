@@ -18,7 +18,7 @@ from pyflink.table.expressions import call, col, lit
 from pyflink.table.window import Tumble
 
 from app.sketches.defaults import RESERVOIR_K
-from flink_jobs import late_revisions, sql, udafs
+from flink_jobs import late_revisions, source_sql, sql, udafs
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[sql.JobConfig, str, str, str]:
@@ -44,8 +44,29 @@ def _windowed(t_env: TableEnvironment, view: str, cfg: sql.JobConfig, columns: t
     return projected.window(window).group_by(col("w"))
 
 
+def _java_source(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, cfg: sql.JobConfig) -> None:
+    """``events_raw``: Kafka records parsed by the source itself (dev.tributary.flink.EventSource),
+    as flat rows of Flink's internal data structures: the Table API takes them without converting
+    a field, and every plan below reads this one DataStream (one Kafka source). The watermarks are
+    the source's: per partition, with idleness and alignment."""
+    java = get_gateway().jvm.dev.tributary.flink.EventSource
+    source = java.kafka(*source_sql.java_source_args(cfg))
+    strategy = java.watermarks(*source_sql.java_watermark_args(cfg))
+    j_stream = env._j_stream_execution_environment.fromSource(source, strategy, "events_kafka").uid("events-kafka-source")
+    if cfg.parallelism > 0:  # a DataStream source takes the cluster's default, not the planner's
+        j_stream = j_stream.setParallelism(cfg.parallelism)
+    # Columns from the stream's type (EventDeserializer.ROW_TYPE); rowtime = the record's timestamp.
+    schema = (
+        Schema.new_builder()
+        .column_by_metadata("rowtime", DataTypes.TIMESTAMP_LTZ(3))
+        .watermark("rowtime", "SOURCE_WATERMARK()")
+        .build()
+    )
+    t_env.create_temporary_view("events_raw", t_env.from_data_stream(DataStream(j_stream), schema))
+
+
 def _bridge_source(t_env: StreamTableEnvironment) -> None:
-    """``events_raw``: the Kafka table as a DataStream and back, so that both plans below (the
+    """``events_raw`` (``--source sql``): the Kafka table as a DataStream and back, so that both plans below (the
     statement set, and the window path that reaches it through a DataStream, see build) read the
     topic once. Only the bytes, the Kafka metadata and the event time cross (no strings to convert);
     the watermarks are the source's (per partition, with idleness)."""
@@ -76,11 +97,19 @@ def _decoupled(stream: DataStream, cfg: sql.JobConfig) -> DataStream:
     return DataStream(mapped.name("window builders").setParallelism(max(1, cfg.builders)))
 
 
-def build(t_env: StreamTableEnvironment, cfg: sql.JobConfig, late_topic: str) -> None:
-    t_env.execute_sql("CREATE TEMPORARY FUNCTION parse_event AS 'dev.tributary.flink.ParseEvent' LANGUAGE JAVA")
-    t_env.execute_sql(sql.source_ddl(cfg, "events_kafka"))
-    _bridge_source(t_env)
-    for ddl in (sql.PARSED_VIEW, sql.VALID_VIEW, *sql.split_views(cfg)):
+def build(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, cfg: sql.JobConfig, late_topic: str) -> None:
+    flat = cfg.source == "java"
+    if flat:
+        _java_source(env, t_env, cfg)
+        views = [source_sql.valid_view(flat=True), source_sql.SIDE_INPUT_VIEW]
+    elif cfg.source == "sql":
+        t_env.execute_sql("CREATE TEMPORARY FUNCTION parse_event AS 'dev.tributary.flink.ParseEvent' LANGUAGE JAVA")
+        t_env.execute_sql(source_sql.source_ddl(cfg, "events_kafka"))
+        _bridge_source(t_env)
+        views = [source_sql.PARSED_VIEW, source_sql.VALID_VIEW]
+    else:
+        raise ValueError(f"--source must be java or sql, got {cfg.source!r}")
+    for ddl in (*views, *sql.split_views(cfg, "side_input" if flat else "valid_events")):
         t_env.execute_sql(ddl)
     for ddl in (sql.dlq_sink_ddl(cfg), sql.aggregates_sink_ddl(cfg), sql.late_sink_ddl(cfg, late_topic), sql.late_counts_sink_ddl(cfg)):
         t_env.execute_sql(ddl)
@@ -107,7 +136,7 @@ def build(t_env: StreamTableEnvironment, cfg: sql.JobConfig, late_topic: str) ->
         selects.append(sql.window_records_select(cfg, "windows_packed", f"window_sketches_{i}", part.sections))
 
     statements = t_env.create_statement_set()
-    statements.add_insert_sql(sql.dlq_insert(cfg))
+    statements.add_insert_sql(sql.dlq_insert(cfg, flat))
     statements.add_insert_sql(sql.LATE_INSERT)
     statements.add_insert_sql(sql.late_counts_insert(cfg))
     if cfg.allowed_lateness_ms > 0:
@@ -151,7 +180,7 @@ def main(argv: list[str] | None = None) -> None:
     conf = t_env.get_config()
     for key, value in settings.items():
         conf.set(key, value)
-    build(t_env, cfg, late_topic)
+    build(env, t_env, cfg, late_topic)
     env.execute(name)
 
 

@@ -1,8 +1,7 @@
 """The SQL of the sketch job, as pure string builders (unit-tested without Flink).
 
-Per-record work stays on the JVM: the Kafka source reads raw bytes, the Java UDF
-``parse_event`` validates and parses each record once per use, and Python only sees whole
-windows through vectorized (pandas) aggregate functions.
+Per-record work stays on the JVM (the input: flink_jobs/source_sql.py), and Python only sees
+whole windows, packed by a Java aggregate, through table functions.
 """
 
 from __future__ import annotations
@@ -78,56 +77,6 @@ def _sink_guarantee(cfg: JobConfig, name: str) -> str:
     return "'sink.delivery-guarantee' = 'at-least-once'"
 
 
-def source_ddl(cfg: JobConfig, name: str = "events_raw") -> str:
-    # The watermark needs the event time before the record is validated, so the rowtime
-    # column parses it too. An invalid record (parse_event leaves event_time NULL) gets the
-    # epoch: it goes to the DLQ and never reaches a window, and a rowtime of 0 can never
-    # advance the watermark (a malformed record stamped "now" would make every valid event late).
-    return f"""
-CREATE TABLE {name} (
-  `raw` BYTES,
-  `partition` INT METADATA VIRTUAL,
-  `offset` BIGINT METADATA VIRTUAL,
-  `kafka_ts` TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
-  `rowtime` AS COALESCE(TO_TIMESTAMP_LTZ(parse_event(`raw`).event_time, 3), TO_TIMESTAMP_LTZ(0, 3)),
-  WATERMARK FOR `rowtime` AS `rowtime` - {interval(cfg.out_of_orderness_ms)}
-) WITH (
-  {_kafka_common(cfg)},
-  'topic' = '{cfg.events_topic}',
-  'properties.group.id' = '{cfg.group_id}',
-  'properties.isolation.level' = 'read_committed',
-  'properties.auto.offset.reset' = 'earliest',
-  'scan.startup.mode' = 'group-offsets',
-  'scan.watermark.idle-timeout' = '{cfg.idle_timeout_ms} ms',{_alignment(cfg)}
-  'scan.topic-partition-discovery.interval' = '30 s',
-  'format' = 'raw'
-)"""
-
-
-def _alignment(cfg: JobConfig) -> str:
-    drift_ms = cfg.watermark_max_drift_ms
-    if drift_ms <= 0:
-        return ""
-    return f"""
-  'scan.watermark.alignment.group' = 'events',
-  'scan.watermark.alignment.max-drift' = '{drift_ms} ms',
-  'scan.watermark.alignment.update-interval' = '250 ms',"""
-
-
-PARSED_VIEW = """
-CREATE TEMPORARY VIEW parsed AS
-SELECT parse_event(`raw`) AS ev, `raw`, `partition`, `offset`, `kafka_ts`, `rowtime`
-FROM events_raw"""
-
-VALID_VIEW = """
-CREATE TEMPORARY VIEW valid_events AS
-SELECT ev.event_id AS event_id, ev.event_type AS event_type, ev.event_time AS event_time,
-       ev.user_id AS user_id, ev.session_id AS session_id, ev.item_id AS item_id,
-       ev.category AS category, ev.country AS country, ev.device AS device, ev.price AS price,
-       ev.impression_id AS impression_id, ev.features AS features, `raw`, `rowtime`
-FROM parsed WHERE ev.reason IS NULL"""
-
-
 def late_condition(cfg: JobConfig, lateness_ms: int | None = None) -> str:
     """True for an event whose window has already fired (plus allowed lateness) when it arrives.
 
@@ -146,9 +95,12 @@ def late_condition(cfg: JobConfig, lateness_ms: int | None = None) -> str:
     )
 
 
-def split_views(cfg: JobConfig) -> list[str]:
+def split_views(cfg: JobConfig, late_source: str = "valid_events") -> list[str]:
+    """The on-time, admitted-late and late events. ``late_source``: where late events are found
+    (``side_input`` with the Java source: only the columns the late paths read)."""
     w = cfg.window_seconds * 1000
     cond = late_condition(cfg)
+    late_from = "valid_events WHERE" if late_source == "valid_events" else f"{late_source} WHERE reason IS NULL AND"
     # Only the late paths see the event as text: decoding every on-time event's bytes to a
     # string (and encoding it again for the network) cost the source task ~1 µs per event.
     late = f"*, CAST(`raw` AS STRING) AS raw_text, event_time - MOD(event_time, {w}) AS ws"
@@ -158,7 +110,10 @@ def split_views(cfg: JobConfig) -> list[str]:
         f"CREATE TEMPORARY VIEW on_time_events AS SELECT * FROM valid_events WHERE NOT {late_condition(cfg, 0)}",
         f"CREATE TEMPORARY VIEW admitted_late_events AS SELECT {late} "
         f"FROM valid_events WHERE {late_condition(cfg, 0)} AND NOT {cond}",
-        f"CREATE TEMPORARY VIEW late_events AS SELECT {late} FROM valid_events WHERE {cond}",
+        # Only what the late sink and the late counts read: every column listed here is copied for
+        # every record, late or not, by the calcs the planner shares between the DLQ and late paths.
+        f"CREATE TEMPORARY VIEW late_events AS SELECT `raw`, CAST(`raw` AS STRING) AS raw_text, event_time, "
+        f"event_time - MOD(event_time, {w}) AS ws FROM {late_from} {cond}",
     ]
 
 
@@ -325,13 +280,15 @@ CREATE TABLE dlq_sink (
 )"""
 
 
-def dlq_insert(cfg: JobConfig) -> str:
+def dlq_insert(cfg: JobConfig, flat: bool = False) -> str:
     """Invalid records -> dlq.v1. The topic is the job's one input topic: a constant, not a
-    per-record metadata string (which the chain copied and UTF-8-encoded for every valid record)."""
+    per-record metadata string (which the chain copied and UTF-8-encoded for every valid record).
+    ``flat``: the source parsed the events (``reason`` and ``detail`` are columns of ``events_raw``)."""
+    reason, detail, source = ("reason", "detail", "side_input") if flat else ("ev.reason", "ev.detail", "parsed")
     return f"""
 INSERT INTO dlq_sink
-SELECT `raw`, CAST(`raw` AS STRING), ev.reason, ev.detail, '{cfg.events_topic}', `partition`, `offset`, `kafka_ts`
-FROM parsed WHERE ev.reason IS NOT NULL"""
+SELECT `raw`, CAST(`raw` AS STRING), {reason}, {detail}, '{cfg.events_topic}', `partition`, `offset`, `kafka_ts`
+FROM {source} WHERE {reason} IS NOT NULL"""
 
 
 def aggregates_sink_ddl(cfg: JobConfig) -> str:

@@ -54,7 +54,12 @@ public class ParseEvent extends ScalarFunction {
 
     /** The validator's verdict as an internal row. */
     static GenericRowData toRow(EventValidator.Result r) {
-        GenericRowData row = new GenericRowData(FastEventParser.ARITY);
+        return toRow(r, FastEventParser.ARITY);
+    }
+
+    /** The same, in a row of {@code arity} &ge; 14 fields (the rest left null for the caller). */
+    static GenericRowData toRow(EventValidator.Result r, int arity) {
+        GenericRowData row = new GenericRowData(arity);
         if (!r.isValid()) {
             row.setField(0, str(r.reason));
             row.setField(1, str(r.detail));

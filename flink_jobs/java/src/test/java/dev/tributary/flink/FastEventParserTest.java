@@ -164,4 +164,28 @@ class FastEventParserTest {
         }
         assertTrue(accepted > 100, "mutations the fast path accepted: " + accepted); // it was exercised
     }
+
+    @Test
+    void plainAsciiAgreesWithTheByteByByteCheckAtEveryPositionAndLength() {
+        Random rnd = new Random(7);
+        byte[] special = {'\\', (byte) 0x80, (byte) 0xFF, (byte) 0xC3, 0x5B, 0x5D, 0x7F, 0x00, 0x5C ^ 0x01};
+        for (int len = 0; len <= 40; len++) {
+            for (int pos = -1; pos < len; pos++) {
+                for (byte bad : special) {
+                    byte[] raw = new byte[len];
+                    for (int i = 0; i < len; i++) {
+                        raw[i] = (byte) (0x20 + rnd.nextInt(0x5F)); // printable ASCII, may be a backslash too
+                    }
+                    if (pos >= 0) {
+                        raw[pos] = bad;
+                    }
+                    boolean naive = true;
+                    for (byte c : raw) {
+                        naive &= c >= 0 && c != '\\';
+                    }
+                    assertEquals(naive, FastEventParser.plainAscii(raw), () -> java.util.Arrays.toString(raw));
+                }
+            }
+        }
+    }
 }
