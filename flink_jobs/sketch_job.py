@@ -66,10 +66,10 @@ def _java_source(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment,
 
 
 def _bridge_source(t_env: StreamTableEnvironment) -> None:
-    """``events_raw`` (``--source sql``): the Kafka table as a DataStream and back, so that both plans below (the
-    statement set, and the window path that reaches it through a DataStream, see build) read the
-    topic once. Only the bytes, the Kafka metadata and the event time cross (no strings to convert);
-    the watermarks are the source's (per partition, with idleness)."""
+    """``events_raw`` with ``--source sql``: the Kafka table as a DataStream and back, so that both
+    plans below (the statement set, and the window path that reaches it through a DataStream, see
+    build) read the topic once. Only the bytes, the Kafka metadata and the event time cross (no
+    strings to convert); the watermarks are the source's (per partition, with idleness)."""
     # rowtime rides along as each record's timestamp (to_data_stream sets it from the one rowtime column)
     source = t_env.from_path("events_kafka").select(col("raw"), col("partition"), col("offset"), col("kafka_ts"),
                                                     col("rowtime").alias("source_ts"))  # fmt: skip
